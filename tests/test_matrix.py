@@ -1,0 +1,647 @@
+"""Render the template for every option combination and check the generated projects.
+
+The matrix is read from copier.yml, so new choices join it without touching this file.
+
+- ``test_render_*``: cheap checks of the rendered tree (marker ``render``).
+- ``test_generated_project``: for each combination, in the rendered project, with an
+  environment holding the project's dependencies: ``ruff check``, ``ruff format --check``,
+  ``mypy`` (strict, from the project's own config) and the project's own pytest run against
+  the local servers (markers ``fast`` for two combinations, ``slow`` for the rest).
+
+Environments are shared between combinations with the same dependency set and kept across
+runs under ``<repo>/.cache/envs/<key>``; a file lock keeps xdist workers from building the
+same one twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import copier
+import pytest
+import yaml
+from filelock import FileLock
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache"
+ENVS = CACHE / "envs"
+PYTHON_VERSION = "3.11"
+# Bump to invalidate every cached environment (e.g. after changing how they are built).
+ENV_FORMAT = 1
+ENV_MARKER = ".sessionforge-env.json"
+
+# Seconds.
+ENV_LOCK_TIMEOUT = 3600
+ENV_BUILD_TIMEOUT = 1800
+LINT_TIMEOUT = 300
+MYPY_TIMEOUT = 1200
+PYTEST_TIMEOUT = 1800
+
+# Backends that keep only the sessions, so the data database is asked separately.
+SESSION_ONLY_BACKENDS = frozenset({"redis"})
+SQL_DATABASES = frozenset({"sqlite", "postgres", "mysql"})
+# The local servers; nothing here ever points anywhere but the loopback interface.
+DATABASE_URLS = {
+    "postgres": "postgresql://postgres@127.0.0.1:5432/test",
+    "mysql": "mysql://root@127.0.0.1:3306/test",
+}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SERVERS = {
+    "postgres": ("PostgreSQL", 5432),
+    "mysql": ("MariaDB/MySQL", 3306),
+    "redis": ("Redis", 6379),
+}
+FAST_IDS = frozenset({"async-sqlite-session-example", "sync-sqlite-none-noexample"})
+
+# Variables of the generated service (or of Python tooling) that must not leak in from the
+# environment pytest runs in; the ones a combination needs are set again below.
+DROPPED_ENV = frozenset(
+    {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "MONGODB_URL",
+        "SECRET_KEY",
+        "ENVIRONMENT",
+        "COOKIE_SECURE",
+        "SESSION_IDLE_TIMEOUT",
+        "SESSION_ABSOLUTE_TIMEOUT",
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "MYPYPATH",
+    }
+)
+
+ALLOWED_EMPTY = frozenset({"__init__.py", "py.typed", ".gitkeep"})
+JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#")  # `${{ }}` is GitHub Actions, not Jinja
+OUTPUT_LINES = 400
+
+
+# --------------------------------------------------------------------------- the matrix
+
+
+def load_copier_config() -> dict[str, Any]:
+    with (REPO / "copier.yml").open(encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    assert isinstance(config, dict), "copier.yml is not a mapping"
+    return config
+
+
+def choice_values(config: Mapping[str, Any], key: str) -> list[Any]:
+    """The values (not the labels) of a Copier question's choices, in order."""
+    question = config.get(key)
+    if not isinstance(question, dict):
+        raise TypeError(f"copier.yml has no question {key!r}")
+    if question.get("type") == "bool" and "choices" not in question:
+        return [True, False]
+    choices = question.get("choices")
+    if isinstance(choices, dict):
+        raw = list(choices.values())
+    elif isinstance(choices, list):
+        raw = [c[1] if isinstance(c, list | tuple) else c for c in choices]
+    else:
+        raise TypeError(f"copier.yml question {key!r} has no choices")
+    return [v["value"] if isinstance(v, dict) else v for v in raw]
+
+
+@dataclass(frozen=True)
+class Combo:
+    mode: str
+    backend: str
+    database: str
+    auth: str
+    example_api: bool
+
+    @property
+    def separate_database(self) -> bool:
+        return self.backend in SESSION_ONLY_BACKENDS
+
+    @property
+    def parts(self) -> list[str]:
+        parts = [self.mode, self.backend]
+        if self.separate_database:
+            parts.append(self.database)
+        return [*parts, self.auth]
+
+    @property
+    def id(self) -> str:
+        return "-".join([*self.parts, "example" if self.example_api else "noexample"])
+
+    @property
+    def project_name(self) -> str:
+        return " ".join(["svc", *self.parts, "ex" if self.example_api else "noex"])
+
+    @property
+    def fast(self) -> bool:
+        return self.id in FAST_IDS
+
+    def answers(self) -> dict[str, Any]:
+        answers: dict[str, Any] = {
+            "project_name": self.project_name,
+            "mode": self.mode,
+            "backend": self.backend,
+            "auth": self.auth,
+            "example_api": self.example_api,
+        }
+        if self.separate_database:
+            answers["database"] = self.database
+        return answers
+
+
+def all_combos(config: Mapping[str, Any]) -> list[Combo]:
+    databases = choice_values(config, "database")
+    combos = []
+    for mode, backend in itertools.product(
+        choice_values(config, "mode"), choice_values(config, "backend")
+    ):
+        for database in databases if backend in SESSION_ONLY_BACKENDS else [backend]:
+            for auth, example in itertools.product(
+                choice_values(config, "auth"), choice_values(config, "example_api")
+            ):
+                combos.append(Combo(mode, backend, database, auth, bool(example)))
+    return combos
+
+
+CONFIG = load_copier_config()
+COMBOS = all_combos(CONFIG)
+
+
+def params(*, full: bool) -> list[Any]:
+    result = []
+    for combo in COMBOS:
+        if full:
+            marks = [pytest.mark.fast if combo.fast else pytest.mark.slow]
+        else:
+            marks = [pytest.mark.render, *([pytest.mark.fast] if combo.fast else [])]
+        result.append(pytest.param(combo, id=combo.id, marks=marks))
+    return result
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@pytest.fixture(scope="session")
+def template_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of copier.yml + the template folder, made once per session (and xdist worker).
+
+    Rendering from a plain folder makes Copier use the files as they are on disk, with
+    uncommitted edits, instead of cloning the repository's HEAD.
+    """
+    src = tmp_path_factory.mktemp("template-src")
+    shutil.copy2(REPO / "copier.yml", src / "copier.yml")
+    subdirectory = str(CONFIG.get("_subdirectory") or "template")
+    shutil.copytree(
+        REPO / subdirectory,
+        src / subdirectory,
+        ignore=shutil.ignore_patterns(
+            "__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache", ".pytest_cache"
+        ),
+    )
+    return src
+
+
+def render(src: Path, dst: Path, answers: Mapping[str, Any]) -> None:
+    copier.run_copy(str(src), dst, data=dict(answers), defaults=True, unsafe=False, quiet=True)
+
+
+def tree_problems(root: Path) -> list[str]:
+    """Leftover Jinja, trailing whitespace, missing final newlines, unexpected empty files."""
+    problems = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if JINJA_LEFTOVER.search(rel) or path.name.endswith(".jinja"):
+            problems.append(f"{rel}: file name not rendered")
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if not data.strip():
+            if path.name not in ALLOWED_EMPTY:
+                problems.append(f"{rel}: empty file")
+            continue
+        if b"\0" in data:
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(text.split("\n"), 1):
+            if JINJA_LEFTOVER.search(line):
+                problems.append(f"{rel}:{number}: leftover Jinja: {line.strip()[:100]}")
+            if line != line.rstrip():
+                problems.append(f"{rel}:{number}: trailing whitespace: {line[:100]!r}")
+        if not text.endswith("\n"):
+            problems.append(f"{rel}: no newline at end of file")
+    return problems
+
+
+def layout_problems(root: Path, combo: Combo, package_name: str) -> list[str]:
+    """The generated project's layout as the contract (section 3) describes it."""
+    expected = [
+        "pyproject.toml",
+        "README.md",
+        ".copier-answers.yml",
+        ".env.example",
+        "compose.yaml",
+        f"src/{package_name}/",
+        "tests/",
+    ]
+    sql = combo.database in SQL_DATABASES
+    if sql:
+        expected += ["alembic.ini", "migrations/"]
+    problems = [f"missing {name}" for name in expected if not (root / name).exists()]
+    if not sql:
+        problems += [
+            f"unexpected {n}" for n in ("alembic.ini", "migrations") if (root / n).exists()
+        ]
+    return problems
+
+
+@pytest.mark.parametrize("combo", params(full=False))
+def test_render(template_src: Path, tmp_path: Path, combo: Combo) -> None:
+    dst = tmp_path / "project"
+    answers = combo.answers()
+    render(template_src, dst, answers)
+
+    answers_file = dst / ".copier-answers.yml"
+    assert answers_file.is_file(), ".copier-answers.yml was not written"
+    recorded = yaml.safe_load(answers_file.read_text(encoding="utf-8")) or {}
+    for key, value in answers.items():
+        assert recorded.get(key) == value, f".copier-answers.yml: {key}={recorded.get(key)!r}"
+    if not combo.separate_database:
+        # Not asked, so normally not recorded; if it is, it must equal the backend.
+        assert recorded.get("database", combo.database) == combo.database
+
+    problems = tree_problems(dst)
+    problems += layout_problems(dst, combo, str(recorded.get("package_name", "")))
+    assert not problems, f"{combo.id} renders badly ({dst}):\n" + "\n".join(problems)
+
+
+BASE_ANSWERS = {"project_name": "svc invalid"}
+
+
+@pytest.mark.render
+@pytest.mark.fast
+@pytest.mark.parametrize("key", ["mode", "backend", "database", "auth"])
+def test_render_refuses_invalid_choice(template_src: Path, tmp_path: Path, key: str) -> None:
+    answers: dict[str, Any] = {**BASE_ANSWERS, key: "no-such-choice"}
+    if key == "database":
+        session_only = [b for b in choice_values(CONFIG, "backend") if b in SESSION_ONLY_BACKENDS]
+        if session_only:
+            answers["backend"] = session_only[0]
+    dst = tmp_path / "project"
+    with pytest.raises(ValueError):
+        render(template_src, dst, answers)
+    assert not dst.exists() or not any(dst.iterdir()), "files were written"
+
+
+@pytest.mark.render
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "backend",
+    [b for b in choice_values(CONFIG, "backend") if b not in SESSION_ONLY_BACKENDS],
+)
+def test_render_refuses_database_other_than_backend(
+    template_src: Path, tmp_path: Path, backend: str
+) -> None:
+    others = [d for d in choice_values(CONFIG, "database") if d != backend]
+    if not others:
+        pytest.skip("no database choice differs from this backend yet")
+    dst = tmp_path / "project"
+    with pytest.raises(ValueError):
+        render(template_src, dst, {**BASE_ANSWERS, "backend": backend, "database": others[0]})
+    assert not dst.exists() or not any(dst.iterdir()), "files were written"
+
+
+# --------------------------------------------------------------------------- environments
+
+
+class EnvError(Exception):
+    pass
+
+
+def project_dependencies(project: Path) -> list[str]:
+    """The project's dependencies plus its dev extra, self-references expanded, sorted."""
+    data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    table = data.get("project", {})
+    name = canonicalize_name(str(table.get("name", "")))
+    extras: dict[str, list[str]] = table.get("optional-dependencies", {})
+    dev = extras.get("dev")
+    if dev is None:  # a PEP 735 group is fine too
+        dev = [d for d in data.get("dependency-groups", {}).get("dev", []) if isinstance(d, str)]
+    found: set[str] = set()
+    seen_extras: set[str] = set()
+
+    def add(requirements: list[str]) -> None:
+        for text in requirements:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                found.add(text)
+                continue
+            if name and canonicalize_name(req.name) == name:
+                for extra in sorted(req.extras - seen_extras):
+                    seen_extras.add(extra)
+                    add(extras.get(extra, []))
+            else:
+                found.add(text.strip())
+
+    add(list(table.get("dependencies", [])))
+    add(list(dev))
+    return sorted(found)
+
+
+def env_key(deps: list[str]) -> str:
+    payload = json.dumps({"format": ENV_FORMAT, "python": PYTHON_VERSION, "deps": deps})
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def uv_command() -> list[str] | None:
+    on_path = shutil.which("uv")
+    if on_path:
+        return [on_path]
+    beside = Path(sys.executable).parent / "uv"  # an unactivated venv's own uv
+    if beside.is_file():
+        return [str(beside)]
+    if importlib.util.find_spec("uv") is not None:
+        return [sys.executable, "-m", "uv"]
+    return None
+
+
+def _tool_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+
+
+def _check(cmd: list[str], timeout: float, cwd: Path) -> None:
+    try:
+        proc = subprocess.run(
+            cmd,
+            check=False,
+            cwd=cwd,
+            env=_tool_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EnvError(f"timed out after {timeout}s: {' '.join(cmd)}") from exc
+    if proc.returncode != 0:
+        raise EnvError(f"exit {proc.returncode}: {' '.join(cmd)}\n{proc.stdout}")
+
+
+def build_env(env_dir: Path, deps: list[str]) -> None:
+    python = env_dir / "bin" / "python"
+    uv = uv_command()
+    if uv is not None:
+        try:
+            _check([*uv, "venv", "--quiet", "--python", PYTHON_VERSION, str(env_dir)], 300, ENVS)
+        except EnvError:
+            # No such Python to be found here: use the running interpreter instead.
+            shutil.rmtree(env_dir, ignore_errors=True)
+            _check([*uv, "venv", "--quiet", "--python", sys.executable, str(env_dir)], 300, ENVS)
+        _check(
+            [*uv, "pip", "install", "--quiet", "--python", str(python), *deps],
+            ENV_BUILD_TIMEOUT,
+            ENVS,
+        )
+    else:
+        _check([sys.executable, "-m", "venv", str(env_dir)], 300, ENVS)
+        _check(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *deps],
+            ENV_BUILD_TIMEOUT,
+            ENVS,
+        )
+
+
+def ensure_env(deps: list[str]) -> tuple[str, Path]:
+    """(key, env dir) of a ready environment with `deps`, built once and then reused."""
+    key = env_key(deps)[:12]
+    env_dir = ENVS / key
+    python = env_dir / "bin" / "python"
+    marker = env_dir / ENV_MARKER
+    expected = json.dumps({"format": ENV_FORMAT, "python": PYTHON_VERSION, "deps": deps})
+    ENVS.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(ENVS / f"{key}.lock"), timeout=ENV_LOCK_TIMEOUT):
+        if python.is_file() and marker.is_file() and marker.read_text() == expected:
+            return key, env_dir
+        shutil.rmtree(env_dir, ignore_errors=True)  # absent, or left incomplete
+        build_env(env_dir, deps)
+        marker.write_text(expected)  # written last: its presence means complete
+    return key, env_dir
+
+
+# --------------------------------------------------------------------------- running
+
+
+def is_loopback_url(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host in LOOPBACK_HOSTS
+
+
+def project_env(combo: Combo, env_dir: Path) -> dict[str, str]:
+    """The environment for the project's tools: its venv first, the servers it needs."""
+    outer_mongo = os.environ.get("MONGODB_URL")
+    env = {
+        k: v for k, v in os.environ.items() if k not in DROPPED_ENV and not k.startswith("PYTEST_")
+    }
+    env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
+    env["VIRTUAL_ENV"] = str(env_dir)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if combo.database in DATABASE_URLS:
+        env["DATABASE_URL"] = DATABASE_URLS[combo.database]
+    if combo.backend == "redis":
+        env["REDIS_URL"] = REDIS_URL
+    if "mongo" in (combo.backend, combo.database) and outer_mongo:
+        if not is_loopback_url(outer_mongo):
+            pytest.fail(f"MONGODB_URL must point at this machine (127.0.0.1), not {outer_mongo}")
+        env["MONGODB_URL"] = outer_mongo
+        env["DATABASE_URL"] = outer_mongo
+    return env
+
+
+def require_servers(combo: Combo) -> None:
+    needed = {combo.database, combo.backend} & SERVERS.keys()
+    for name in sorted(needed):
+        label, port = SERVERS[name]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=3).close()
+        except OSError as exc:
+            pytest.fail(
+                f"{label} is not reachable on 127.0.0.1:{port} ({exc}); "
+                "start the local services (bash .ci/run starts them)"
+            )
+
+
+@dataclass
+class Step:
+    name: str
+    cmd: list[str]
+    returncode: int
+    output: str
+    seconds: float
+
+    def report(self) -> str:
+        lines = self.output.rstrip().splitlines()
+        if len(lines) > OUTPUT_LINES:
+            lines = [f"[... {len(lines) - OUTPUT_LINES} lines cut ...]", *lines[-OUTPUT_LINES:]]
+        body = "\n".join(lines)
+        return f"----- {self.name}: exit {self.returncode}: {' '.join(self.cmd)}\n{body}"
+
+
+def run_step(name: str, cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Step:
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            cmd,
+            check=False,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        returncode, output = proc.returncode, proc.stdout
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or ""
+        output = out.decode(errors="replace") if isinstance(out, bytes) else out
+        returncode, output = -1, f"{output}\n[timed out after {timeout}s]"
+    return Step(name, cmd, returncode, output, time.monotonic() - start)
+
+
+SUMMARY_COUNT = re.compile(
+    r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed|warnings?|rerun)"
+)
+SUMMARY_TIME = re.compile(r"\bin \d+(?:\.\d+)?s\b")
+
+
+def pytest_summary(output: str) -> dict[str, int] | None:
+    """Counts from pytest's closing line ("3 passed, 1 skipped in 0.52s"), or None."""
+    for line in reversed(output.splitlines()):
+        text = line.strip().strip("=").strip()
+        if not SUMMARY_TIME.search(text):
+            continue
+        if "no tests ran" in text:
+            return {}
+        counts = SUMMARY_COUNT.findall(text)
+        if counts:
+            result: dict[str, int] = {}
+            for number, word in counts:
+                word = {"error": "errors", "warning": "warnings"}.get(word, word)
+                result[word] = result.get(word, 0) + int(number)
+            return result
+    return None
+
+
+def worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.mark.parametrize("combo", params(full=True))
+def test_generated_project(
+    template_src: Path,
+    tmp_path: Path,
+    combo: Combo,
+    record_property: Any,
+) -> None:
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+
+    def done(stage: str, since: float) -> float:
+        now = time.monotonic()
+        timings[stage] = now - since
+        return now
+
+    project = tmp_path / "project"
+    render(template_src, project, combo.answers())
+    mark = done("render", started)
+
+    deps = project_dependencies(project)
+    assert deps, "the generated pyproject.toml lists no dependencies"
+    try:
+        key, env_dir = ensure_env(deps)
+    except EnvError as exc:
+        pytest.fail(f"could not build the environment for {combo.id}:\n{exc}")
+    mark = done("env", mark)
+
+    require_servers(combo)
+    env = project_env(combo, env_dir)
+    python = str(env_dir / "bin" / "python")
+    mypy_cache = CACHE / "mypy" / f"{key}-{worker_id()}"
+    steps = [
+        ("ruff-check", [python, "-m", "ruff", "check", "--no-cache", "."], LINT_TIMEOUT),
+        ("ruff-format", [python, "-m", "ruff", "format", "--check", "--no-cache", "."], 300),
+        ("mypy", [python, "-m", "mypy", "--cache-dir", str(mypy_cache)], MYPY_TIMEOUT),
+        (
+            "pytest",
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"],
+            PYTEST_TIMEOUT,
+        ),
+    ]
+    results = []
+    for name, cmd, timeout in steps:
+        step = run_step(name, cmd, project, env, timeout)
+        timings[name] = step.seconds
+        results.append(step)
+    timings["total"] = time.monotonic() - started
+
+    timing = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in timings.items())
+    record_property("timing", f"{timing} (env {key})")
+    for stage, seconds in timings.items():
+        record_property(f"seconds_{stage}", f"{seconds:.2f}")
+    print(f"{combo.id}: {timing} (env {key}, project {project})")
+
+    failures = [step.report() for step in results if step.returncode != 0]
+    pytest_step = results[-1]
+    summary = pytest_summary(pytest_step.output)
+    if pytest_step.returncode == 0:
+        if summary is None:
+            failures.append("----- pytest: no summary line found\n" + pytest_step.report())
+        elif summary.get("passed", 0) < 1 or summary.get("failed", 0) or summary.get("errors", 0):
+            failures.append(f"----- pytest summary {summary}\n" + pytest_step.report())
+    assert not failures, f"{combo.id} ({project}):\n" + "\n".join(failures)
+
+
+# --------------------------------------------------------------------------- self-checks
+
+
+@pytest.mark.render
+@pytest.mark.fast
+def test_matrix_is_well_formed() -> None:
+    ids = [combo.id for combo in COMBOS]
+    assert ids, "copier.yml yields no combinations"
+    assert len(ids) == len(set(ids)), "combination ids collide"
+    assert set(ids) >= FAST_IDS, f"fast combinations missing from the matrix: {FAST_IDS - set(ids)}"
+    assert pytest_summary("==== 3 passed, 1 skipped, 2 warnings in 0.52s ====") == {
+        "passed": 3,
+        "skipped": 1,
+        "warnings": 2,
+    }
+    assert pytest_summary("1 failed, 1 error in 61.20s (0:01:01)") == {"failed": 1, "errors": 1}
+    assert pytest_summary("no tests ran in 0.01s") == {}
+    assert pytest_summary("collected 0 items") is None
