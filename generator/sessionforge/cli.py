@@ -1,0 +1,358 @@
+"""The `sessionforge` command line (see CONTRACT §2 and README.md)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sessionforge import __version__
+from sessionforge.errors import SessionforgeError, UsageError
+from sessionforge.options import (
+    Question,
+    by_key,
+    check_answer,
+    load_questions,
+    parse_data,
+    unknown_key_error,
+)
+from sessionforge.template import template_root
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEBUG_ENV = "SESSIONFORGE_DEBUG"
+
+app = typer.Typer(
+    name="sessionforge",
+    help=(
+        "Generate a FastAPI service with server-side sessions, a database and auth "
+        "from the sessionforge Copier template."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+out = Console(highlight=False)
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn failures into a message on stderr and exit code 2 or 1, no traceback.
+
+    With SESSIONFORGE_DEBUG=1 unexpected errors propagate with their traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except SessionforgeError as exc:
+            if _debug():
+                raise
+            raise _fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise _fail("Aborted.", 1) from None
+        except Exception as exc:
+            if _debug():
+                raise
+            detail = str(exc) or type(exc).__name__
+            raise _fail(
+                f"{detail} ({type(exc).__name__}; set {DEBUG_ENV}=1 for the traceback)", 1
+            ) from None
+
+    return wrapper
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"sessionforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Show the version and exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Generate FastAPI services with server-side sessions, a database and auth."""
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed or detached stdin
+        return False
+
+
+# Flags of `new` and the answer keys they set.
+_FLAG_KEYS: dict[str, str] = {
+    "--name": "project_name",
+    "--mode": "mode",
+    "--backend": "backend",
+    "--database": "database",
+    "--auth": "auth",
+}
+
+
+def collect_answers(
+    flags: dict[str, str | None],
+    example: bool | None,
+    data_items: list[str],
+    root: Path,
+) -> dict[str, Any]:
+    """Check every answer given on the command line; return Copier's `data`.
+
+    Raises UsageError (exit 2) for an unknown key, a malformed --data item, a
+    value that is not among the choices of copier.yml, or contradicting answers.
+    """
+    questions = load_questions(root)
+    known = by_key(questions)
+    answers: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def put(key: str, raw: str | bool, source: str) -> None:
+        if key not in known:
+            raise unknown_key_error(key, questions)
+        value = raw if isinstance(raw, bool) else check_answer(known[key], raw, source)
+        if key in answers and answers[key] != value:
+            raise UsageError(f'{source} contradicts {sources[key]}: give "{key}" only once.')
+        answers[key] = value
+        sources[key] = source
+
+    for flag, raw_flag in flags.items():
+        if raw_flag is not None:
+            put(_FLAG_KEYS[flag], raw_flag, flag)
+    if example is not None:
+        put("example_api", example, "--example" if example else "--no-example")
+    for key, raw in parse_data(data_items):
+        put(key, raw, f"--data {key}={raw}")
+    return answers
+
+
+@app.command()
+@handle_errors
+def new(
+    dest: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DEST", help="Directory to create the project in (must be empty or new)."
+        ),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="TEXT",
+            help="Project name (project_name); default: the DEST folder name.",
+        ),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option("--mode", metavar="MODE", help="async or sync handlers and drivers."),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            metavar="BACKEND",
+            help="Where server-side sessions live (choices: `sessionforge options`).",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            metavar="DATABASE",
+            help="Where app data lives (differs from --backend only for redis).",
+        ),
+    ] = None,
+    auth: Annotated[
+        str | None, typer.Option("--auth", metavar="AUTH", help="How clients authenticate.")
+    ] = None,
+    example: Annotated[
+        bool | None,
+        typer.Option("--example/--no-example", help="Include the shop example API (example_api)."),
+    ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="KEY=VALUE",
+            help="Any answer by its key (see `sessionforge options`); repeatable.",
+        ),
+    ] = None,
+    defaults: Annotated[
+        bool,
+        typer.Option(
+            "--defaults", "-y", help="Use defaults for every unanswered question; never ask."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Generate into a non-empty DEST, over its files.")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Then create DEST/.venv, install the project and run its tests."
+        ),
+    ] = False,
+) -> None:
+    """Generate a new service in DEST.
+
+    Questions not answered by flags are asked on a terminal; with --defaults,
+    or when standard input is not a terminal, their defaults are used.
+    """
+    # Imported here: copier is slow to import, and --version/--help need none of it.
+    from sessionforge.generate import absolute, check_destination, generate
+
+    root = template_root()
+    flags = {"--name": name, "--mode": mode, "--backend": backend}
+    flags |= {"--database": database, "--auth": auth}
+    answers = collect_answers(flags, example, list(data or []), root)
+    target = absolute(dest)
+    check_destination(target, force=force)
+    use_defaults = defaults or not _stdin_is_tty()
+
+    result = generate(root, dest, answers, defaults=use_defaults, force=force)
+
+    project = result.answers.get("project_name", target.name)
+    out.print(f"[green]Created[/green] {escape(str(project))} in {escape(str(result.dest))}")
+    if result.message and not check:
+        out.print(escape(result.message), soft_wrap=True)
+    if check:
+        from sessionforge.check import run_check
+
+        out.print(f"Checking the project in {escape(str(result.dest))}:")
+        if not run_check(result.dest, out):
+            raise SessionforgeError("--check failed: see the output above.")
+        out.print("[green]All checks passed.[/green]")
+
+
+@app.command()
+@handle_errors
+def update(
+    dest: Annotated[
+        Path, typer.Argument(help="The generated project to update (default: here).")
+    ] = Path("."),
+    defaults: Annotated[
+        bool,
+        typer.Option(
+            "--defaults", "-y", help="Keep previous answers, defaults for new ones; never ask."
+        ),
+    ] = False,
+) -> None:
+    """Update a generated project to the current template (wraps `copier update`)."""
+    from copier import run_update
+    from copier.errors import CopierError
+
+    target = Path(os.path.abspath(dest))
+    answers_file = target / ".copier-answers.yml"
+    if not answers_file.is_file():
+        raise SessionforgeError(
+            f"{target} has no .copier-answers.yml, so it was not generated from a template: "
+            "nothing to update."
+        )
+    recorded = _read_answers(answers_file)
+    if not recorded.get("_commit"):
+        raise SessionforgeError(
+            f"{answers_file} records no template commit (_commit), so Copier cannot tell which "
+            "template version the project came from: updates need a project generated from a "
+            "git-tracked template (copier copy <git url or clone> DEST)."
+        )
+    try:
+        run_update(
+            dst_path=target,
+            defaults=defaults or not _stdin_is_tty(),
+            overwrite=True,
+            unsafe=False,
+        )
+    except (CopierError, ValueError) as exc:
+        # Copier raises a plain ValueError for a commit it cannot find, too: exit 1.
+        raise SessionforgeError(str(exc) or type(exc).__name__) from exc
+
+
+def _read_answers(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SessionforgeError(f"Cannot read {path}: {exc}") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _default_text(question: Question) -> str:
+    if question.computed_default:
+        return "derived"
+    if isinstance(question.default, bool):
+        return "yes" if question.default else "no"
+    return "" if question.default is None else str(question.default)
+
+
+@app.command()
+@handle_errors
+def options(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON list of {key, help, type, choices, default}."),
+    ] = False,
+) -> None:
+    """List the template's questions: keys, help, choices and defaults."""
+    questions = load_questions(template_root())
+    if as_json:
+        typer.echo(json.dumps([q.as_json() for q in questions], indent=2, default=str))
+        return
+    table = Table(title="sessionforge options", show_lines=False)
+    table.add_column("key", style="bold")
+    table.add_column("type")
+    table.add_column("choices")
+    table.add_column("default")
+    table.add_column("help")
+    for q in questions:
+        choices = ", ".join(q.choices) if q.choices is not None else ""
+        if q.type == "bool" and not choices:
+            choices = "yes, no"
+        table.add_row(
+            escape(q.key), q.type, escape(choices), escape(_default_text(q)), escape(q.help)
+        )
+    out.print(table)
+    out.print(
+        "Answer with `sessionforge new DEST --data KEY=VALUE` (or the matching flags), "
+        "or `copier copy --data KEY=VALUE`.",
+        markup=False,
+    )
+
+
+def main() -> None:
+    """Entry point for `python -m sessionforge`."""
+    app(prog_name="sessionforge")
