@@ -29,6 +29,7 @@ import sessionforge
 from sessionforge import template as template_mod
 from sessionforge.cli import app
 from sessionforge.history import TEMPLATE_PATHS, build_history, bundle_tags
+from test_cli_e2e import BIN, EXE, _clean_env, _run, _uv
 from test_matrix import (
     PYTEST_TIMEOUT,
     Combo,
@@ -387,6 +388,88 @@ def test_sessionforge_update_without_a_recorded_version(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "_commit" in result.stderr
     assert "Traceback" not in result.output
+
+
+def sessionforge_source(dest: Path, version: str) -> Path:
+    """This repository's files as a source tree of sessionforge *version*."""
+    copy_template(dest)
+    for name in ("pyproject.toml", "README.md", "hatch_build.py"):
+        shutil.copy2(REPO / name, dest / name)
+    shutil.copytree(
+        REPO / "generator",
+        dest / "generator",
+        ignore=shutil.ignore_patterns("_template", "*.bundle", "__pycache__", "*.pyc"),
+    )
+    set_version(dest, version)
+    return dest
+
+
+def set_version(source: Path, version: str) -> None:
+    edit(source / "pyproject.toml", re.compile(r'^version = ".*"$', re.M), f'version = "{version}"')
+
+
+def build_wheel(source: Path, out: Path, env: dict[str, str]) -> Path:
+    uv = _uv()
+    if uv:
+        _run([uv, "build", "--wheel", "--out-dir", str(out), str(source)], env=env, cwd=out.parent)
+    else:
+        _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)], env=env)
+    (wheel,) = out.glob("sessionforge-*.whl")
+    return wheel
+
+
+def install_wheel(wheel: Path, venv: Path, env: dict[str, str]) -> str:
+    python = venv / BIN / f"python{EXE}"
+    uv = _uv()
+    if uv:
+        _run([uv, "venv", "--python", sys.executable, str(venv)], env=env, cwd=venv.parent)
+        _run([uv, "pip", "install", "--python", str(python), str(wheel)], env=env, cwd=venv.parent)
+    else:
+        _run([sys.executable, "-m", "venv", str(venv)], env=env)
+        _run([str(python), "-m", "pip", "install", "-q", str(wheel)], env=env)
+    return str(venv / BIN / f"sessionforge{EXE}")
+
+
+def test_sessionforge_update_after_installing_a_newer_wheel(tmp_path: Path) -> None:
+    """No clone anywhere: sessionforge 1.0.0 generates, sessionforge 2.0.0 (installed in
+    another environment, the first one removed) updates."""
+    env = _clean_env()
+    source = sessionforge_source(tmp_path / "source", "1.0.0")
+    git(source, "init", "--quiet")
+    commit_all(source, "sessionforge 1.0.0")
+    git(source, "tag", V1)
+    wheel_1 = build_wheel(source, tmp_path / "dist-1", env)
+    change_template_v2(source)
+    set_version(source, "2.0.0")
+    commit_all(source, "sessionforge 2.0.0")
+    wheel_2 = build_wheel(source, tmp_path / "dist-2", env)
+    shutil.rmtree(source)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    sessionforge_1 = install_wheel(wheel_1, tmp_path / "venv-1", env)
+    _run([sessionforge_1, "new", "project", "--defaults"], env=env, cwd=work)
+    project = work / "project"
+    v1_answers = answers_of(project)
+    assert v1_answers["_commit"] == V1
+    git(project, "init", "--quiet")
+    commit_all(project, "generated from the template")
+    make_user_edits(project)
+    shutil.rmtree(tmp_path / "venv-1")
+
+    sessionforge_2 = install_wheel(wheel_2, tmp_path / "venv-2", env)
+    result = _run(
+        [sessionforge_2, "update", "project"], env=env, cwd=work, stdin=subprocess.DEVNULL
+    )
+    assert f"from template {V1} to {V2}" in " ".join(result.stdout.split())
+
+    answers = answers_of(project)
+    assert answers["_commit"] == V2
+    assert (tmp_path / "venv-2").resolve() in Path(answers["_src_path"]).resolve().parents
+    assert user_answers(answers) == user_answers(v1_answers)
+    assert_user_edits_kept(project)
+    assert_v2_changes_present(project)
+    assert conflicted_files(project) == []
 
 
 # --------------------------------------------------------------------------- migrations

@@ -298,11 +298,15 @@ def update(
     result = update_project(dest, answers, defaults=defaults or not _stdin_is_tty(), trust=trust)
     where = escape(str(result.dest))
     if result.old == result.new:
-        out.print(f"[green]Re-rendered[/green] {where} at template {escape(result.new)}.")
+        out.print(
+            f"[green]Re-rendered[/green] {where} at template {escape(result.new)}.",
+            soft_wrap=True,
+        )
     else:
         out.print(
             f"[green]Updated[/green] {where} from template {escape(result.old)} "
-            f"to {escape(result.new)}."
+            f"to {escape(result.new)}.",
+            soft_wrap=True,
         )
     if result.conflicts:
         out.print(
