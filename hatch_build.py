@@ -2,9 +2,10 @@
 
 The wheel gets ``sessionforge/_history.bundle``: a git bundle holding the template files of
 every release tag of this repository older than the version being built, plus the template
-being packaged, tagged ``v<version>``. `sessionforge update` merges from it. Built from a
-clone without tags, or from an sdist, it holds the packaged version only; without git, the
-wheel has no history and `sessionforge update` says so.
+being packaged, tagged ``v<version>``. `sessionforge update` merges from it. The sdist
+carries the bundle too, for the wheel built from it. Built from a clone without tags, it
+holds the packaged version only; without git, there is no history and `sessionforge
+update` says so.
 """
 
 from __future__ import annotations
@@ -35,10 +36,20 @@ class TemplateHistoryHook(BuildHookInterface):  # type: ignore[type-arg]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if self.target_name != "wheel" or version == "editable":
+        if self.target_name not in ("wheel", "sdist") or version == "editable":
             return  # an editable install renders from the checkout itself
         root = Path(self.root)
         history = _load_history(root)
+        prebuilt = root / "generator" / "sessionforge" / history.BUNDLE_NAME
+        # The sdist carries the bundle (it has no .git to read tags from): a wheel built
+        # from it packages that bundle.
+        target = {
+            "wheel": f"sessionforge/{history.BUNDLE_NAME}",
+            "sdist": f"generator/sessionforge/{history.BUNDLE_NAME}",
+        }[self.target_name]
+        if not (root / ".git").exists() and prebuilt.is_file():
+            build_data["force_include"][str(prebuilt)] = target
+            return
         self._tmp = tempfile.TemporaryDirectory(prefix="sessionforge-build-")
         bundle = Path(self._tmp.name) / history.BUNDLE_NAME
         try:
@@ -47,12 +58,12 @@ class TemplateHistoryHook(BuildHookInterface):  # type: ignore[type-arg]
             )
         except history.HistoryError as exc:
             self.app.display_warning(
-                f"no template history in this wheel ({exc}): `sessionforge update` will "
-                "not work for projects it generates"
+                f"no template history in this {self.target_name} ({exc}): "
+                "`sessionforge update` will not work for projects it generates"
             )
             return
         self.app.display_info(f"template history: {', '.join(tags)}")
-        build_data["force_include"][str(bundle)] = f"sessionforge/{history.BUNDLE_NAME}"
+        build_data["force_include"][str(bundle)] = target
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         if self._tmp is not None:
