@@ -484,6 +484,13 @@ def test_sessionforge_update_after_installing_a_newer_wheel(tmp_path: Path) -> N
     assert conflicted_files(project) == []
 
 
+def test_sessionforge_update_checks_changed_answers_first(tmp_path: Path) -> None:
+    result = cli("update", str(tmp_path), "--data", "auth=bogus")
+    assert result.exit_code == 2
+    assert "bogus" in result.stderr
+    assert "Traceback" not in result.output
+
+
 # --------------------------------------------------------------------------- migrations
 
 
