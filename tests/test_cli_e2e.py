@@ -83,10 +83,13 @@ def test_wheel_carries_the_template(tmp_path: Path) -> None:
     assert (project / "pyproject.toml").is_file()
     assert (project / "src" / "x" / "main.py").is_file()
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    # Rendered from the installed copy, not from this checkout.
+    # Rendered from the installed copy, not from this checkout; updates come from the
+    # template history packaged next to it, at this version's tag.
     src = Path(answers["_src_path"])
-    assert src.name == "_template"
+    assert src.name == "_history.bundle"
+    assert src.is_file()
     assert venv.resolve() in src.resolve().parents
+    assert answers["_commit"] == f"v{expected}"
 
     options = _run([sessionforge, "options", "--json"], env=env, cwd=work)
     assert '"project_name"' in options.stdout

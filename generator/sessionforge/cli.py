@@ -264,51 +264,58 @@ def update(
     dest: Annotated[
         Path, typer.Argument(help="The generated project to update (default: here).")
     ] = Path("."),
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="KEY=VALUE",
+            help="Change an answer on the way (e.g. --data auth=jwt); repeatable.",
+        ),
+    ] = None,
     defaults: Annotated[
         bool,
         typer.Option(
             "--defaults", "-y", help="Keep previous answers, defaults for new ones; never ask."
         ),
     ] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Allow the migrations of a template other than sessionforge's own.",
+        ),
+    ] = False,
 ) -> None:
-    """Update a generated project to the current template (wraps `copier update`)."""
-    from copier import run_update
-    from copier.errors import CopierError
+    """Merge this sessionforge's template into a generated project (wraps `copier update`).
 
-    target = Path(os.path.abspath(dest))
-    answers_file = target / ".copier-answers.yml"
-    if not answers_file.is_file():
-        raise SessionforgeError(
-            f"{target} has no .copier-answers.yml, so it was not generated from a template: "
-            "nothing to update."
+    The project must be a git repository with everything committed. Your edits are
+    kept; where they clash with the template's changes the files get conflict markers.
+    """
+    from sessionforge.update import update_project
+
+    answers = collect_answers({}, None, list(data or []), template_root()) if data else {}
+    result = update_project(dest, answers, defaults=defaults or not _stdin_is_tty(), trust=trust)
+    where = escape(str(result.dest))
+    if result.old == result.new:
+        out.print(
+            f"[green]Re-rendered[/green] {where} at template {escape(result.new)}.",
+            soft_wrap=True,
         )
-    recorded = _read_answers(answers_file)
-    if not recorded.get("_commit"):
-        raise SessionforgeError(
-            f"{answers_file} records no template commit (_commit), so Copier cannot tell which "
-            "template version the project came from: updates need a project generated from a "
-            "git-tracked template (copier copy <git url or clone> DEST)."
+    else:
+        out.print(
+            f"[green]Updated[/green] {where} from template {escape(result.old)} "
+            f"to {escape(result.new)}.",
+            soft_wrap=True,
         )
-    try:
-        run_update(
-            dst_path=target,
-            defaults=defaults or not _stdin_is_tty(),
-            overwrite=True,
-            unsafe=False,
+    if result.conflicts:
+        out.print(
+            "[yellow]Conflicts[/yellow] (your change and the template's meet; resolve the "
+            "<<<<<<< markers, then `git add` the files):"
         )
-    except (CopierError, ValueError) as exc:
-        # Copier raises a plain ValueError for a commit it cannot find, too: exit 1.
-        raise SessionforgeError(str(exc) or type(exc).__name__) from exc
-
-
-def _read_answers(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SessionforgeError(f"Cannot read {path}: {exc}") from exc
-    return data if isinstance(data, dict) else {}
+        for name in result.conflicts:
+            out.print(f"  {escape(name)}")
+    out.print("Review the changes with `git diff`, then commit them.", markup=False)
 
 
 def _default_text(question: Question) -> str:

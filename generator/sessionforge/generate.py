@@ -20,7 +20,7 @@ from copier.errors import (
 )
 
 from sessionforge.errors import SessionforgeError, UsageError
-from sessionforge.template import copier_source, record_source
+from sessionforge.template import copier_source, record_source, source_record
 
 _VALIDATION = re.compile(r"^Validation error for question '(?P<key>[^']+)': (?P<msg>.*)$", re.S)
 _STAGING_PREFIX = ".sessionforge-"
@@ -151,9 +151,8 @@ def generate(
                 unsafe=False,
                 quiet=True,
             )
-            answers_file = target / worker.answers_relpath
-            if src != root:
-                record_source(answers_file, root)
+            # Copier rendered a plain directory: record where updates come from instead.
+            record_source(target / worker.answers_relpath, *source_record(root))
             message = _render_message(worker, shown)
             answers = {
                 k: v for k, v in worker.answers.combined.items() if not str(k).startswith("_")

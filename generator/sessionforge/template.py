@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+import sessionforge
 from sessionforge.errors import SessionforgeError
+from sessionforge.history import BUNDLE_NAME, TEMPLATE_PATHS, release_tag
 
 #: Set to a directory holding a copier.yml to use that template instead.
 TEMPLATE_ENV = "SESSIONFORGE_TEMPLATE"
@@ -100,18 +103,65 @@ def copier_source(root: Path) -> Iterator[Path]:
 
 
 _SRC_PATH_LINE = re.compile(r"^_src_path:.*$", re.MULTILINE)
+_COMMIT_LINE = re.compile(r"^_commit:.*\n?", re.MULTILINE)
 
 
-def record_source(answers_file: Path, root: Path) -> None:
-    """Make ``_src_path`` in a generated answers file point at *root*.
+def packaged_history() -> Path | None:
+    """The template history bundle of this installation (see ``sessionforge.history``)."""
+    bundle = _PACKAGED.parent / BUNDLE_NAME
+    return bundle if bundle.is_file() else None
 
-    Needed when Copier rendered a snapshot (see ``copier_source``): it recorded
-    the snapshot's temporary path, which is gone once generation ends.
+
+def _checkout_commit(root: Path) -> str | None:
+    """``git describe`` of a checkout whose template files are as committed, else None.
+
+    What Copier records when it copies from the checkout itself; a checkout with
+    uncommitted template changes has no commit that holds them.
+    """
+    try:
+        dirty = _git_out(root, "status", "--porcelain", "--", *TEMPLATE_PATHS)
+        if dirty:
+            return None
+        return _git_out(root, "describe", "--tags", "--always") or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _git_out(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def source_record(root: Path) -> tuple[str, str | None]:
+    """``(_src_path, _commit)`` to record for a project generated from the template at *root*.
+
+    - The template packaged in the wheel: the history bundle packaged next to it, and
+      this version's tag, which that bundle holds (and every later sessionforge's too).
+    - A git checkout (development): the checkout and its commit, when the template
+      files are committed; as ``copier copy <checkout>`` would record.
+    - Anything else (``$SESSIONFORGE_TEMPLATE``): the directory, and no commit.
+    """
+    bundle = packaged_history()
+    if root == _PACKAGED and bundle is not None:
+        return str(bundle), release_tag(sessionforge.__version__)
+    if _is_git_root(root):
+        return str(root), _checkout_commit(root)
+    return str(root), None
+
+
+def record_source(answers_file: Path, src_path: str, commit: str | None) -> None:
+    """Set ``_src_path`` and ``_commit`` of a generated answers file.
+
+    Needed because Copier rendered a plain directory (see ``copier_source``): it
+    recorded that directory's path, and no commit.
     """
     if not answers_file.is_file():
         return
-    text = answers_file.read_text(encoding="utf-8")
-    line = yaml.safe_dump({"_src_path": str(root)}, default_flow_style=False).strip()
+    text = _COMMIT_LINE.sub("", answers_file.read_text(encoding="utf-8"))
+    line = yaml.safe_dump({"_src_path": src_path}, default_flow_style=False).strip()
+    if commit:
+        line = yaml.safe_dump({"_commit": commit}, default_flow_style=False) + line
     new_text, count = _SRC_PATH_LINE.subn(lambda _m: line, text, count=1)
     if count:
         answers_file.write_text(new_text, encoding="utf-8")
