@@ -382,10 +382,11 @@ def per_request(before: dict[str, Any], after: dict[str, Any], requests: int, ta
     pg_xacts = delta("pg_xacts")
     out["pg_xacts_per_req"] = pg_xacts / requests if pg_xacts is not None and requests else None
     app_before, app_after = before.get("app", {}).get("counts", {}), after.get("app", {}).get("counts", {})
-    sql_delta = {k: app_after.get(k, 0) - app_before.get(k, 0) for k in ("statements", "commits", "rollbacks", "begins", "resets", "connects", "checkouts")}
+    sql_delta = {k: app_after.get(k, 0) - app_before.get(k, 0) for k in ("statements", "commits", "rollbacks", "begins", "resets", "reset_rollbacks", "connects", "checkouts")}
     out["sql_counts"] = sql_delta
     if before.get("app", {}).get("sql") and target.database is not None:
         trips = sql_delta["statements"] + sql_delta["commits"] + sql_delta["rollbacks"]
+        trips += sql_delta["reset_rollbacks"]
         if target.database.kind == "postgres":
             trips += sql_delta["begins"]  # asyncpg and psycopg send BEGIN on its own
         out["sql_per_req"] = trips / requests if requests else None

@@ -33,6 +33,13 @@ def _count(name: str) -> Any:
     return listener
 
 
+def _reset_rollback(_dbapi: Any, _record: Any, state: Any = None) -> None:
+    """A reset on return that rolls back on the server (the transaction had not ended)."""
+    if state is not None and not state.transaction_was_reset:
+        with LOCK:
+            COUNTS["reset_rollbacks"] += 1
+
+
 def install_sql_counters() -> bool:
     try:
         from sqlalchemy import event
@@ -47,6 +54,7 @@ def install_sql_counters() -> bool:
     event.listen(Pool, "connect", _count("connects"))
     event.listen(Pool, "checkout", _count("checkouts"))
     event.listen(Pool, "reset", _count("resets"))
+    event.listen(Pool, "reset", _reset_rollback)
     return True
 
 
