@@ -65,8 +65,12 @@ COLUMNS = [
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [" ".join(f"{title:>{width}}" if i > 1 else f"{title:<{width}}"
-                      for i, (title, _, _, width) in enumerate(COLUMNS))]
+    lines = [
+        " ".join(
+            f"{title:>{width}}" if i > 1 else f"{title:<{width}}"
+            for i, (title, _, _, width) in enumerate(COLUMNS)
+        )
+    ]
     for row in rows:
         view = dict(row)
         view["p50_ms"] = row["p50_us"] / 1000 if row.get("p50_us") is not None else None

@@ -170,16 +170,30 @@ def test_report_medians_ratios_table_and_json(tmp_path: Path) -> None:
         _row("bare", "GET /docs", "nosession", [3000, 3000, 3000]),
         _row("starsessions-redis", "GET /cart", "read", [1800, 1800, 1800], redis_per_req=2.0),
         _row("async-redis-sqlite-none-example", "GET /docs", "nosession", [2900, 2950, 3100]),
-        _row("async-redis-sqlite-none-example", "GET /cart", "read", [3000, 2000, 2500],
-             redis_per_req=1.0),
+        _row(
+            "async-redis-sqlite-none-example",
+            "GET /cart",
+            "read",
+            [3000, 2000, 2500],
+            redis_per_req=1.0,
+        ),
     ]
     report.add_ratios(rows)
     assert rows[0]["rate"] == 4500 and rows[0]["ratio"] == 1
     assert rows[3]["ratio"] == pytest.approx(2950 / 3000)  # /docs compares with bare /docs
     assert rows[4]["ratio"] == pytest.approx(2500 / 4500)
 
-    leaks = [{"target": "x", "ok": True, "load_seconds": 10, "failed": 0, "db_open": 5,
-              "pool_holds": 5, "redis_clients": 3}]
+    leaks = [
+        {
+            "target": "x",
+            "ok": True,
+            "load_seconds": 10,
+            "failed": 0,
+            "db_open": 5,
+            "pool_holds": 5,
+            "redis_clients": 3,
+        }
+    ]
     targets = evaluate(rows, leaks, None)
     by_name = {t["name"]: t for t in targets}
     assert by_name["a route that ignores the session (GET /docs) >= 0.95x bare GET /docs"]["met"]
@@ -210,7 +224,11 @@ def test_command_line_options() -> None:
     assert (quick.combos, quick.rounds, quick.duration) == (QUICK_COMBOS, 1, 2.0)
     full = parse_args(["--combos", DEFAULT_COMBOS[0], "--duration", "7", "--json", "x.json"])
     assert (full.combos, full.rounds, full.duration, full.json_path) == (
-        [DEFAULT_COMBOS[0]], 3, 7.0, Path("x.json"))
+        [DEFAULT_COMBOS[0]],
+        3,
+        7.0,
+        Path("x.json"),
+    )
     with pytest.raises(SystemExit) as exc:
         parse_args(["--combos", "no-such-combination"])
     assert exc.value.code == 2
