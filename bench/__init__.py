@@ -1,0 +1,1 @@
+"""Benchmarks of generated sessionforge projects against bare FastAPI (`python -m bench`)."""
