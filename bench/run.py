@@ -638,7 +638,7 @@ def project_target(
     project = root / combo.id
     log(f"render {combo.id}")
     matrix.render(template_src, project, combo.answers())
-    key, env_dir = matrix.ensure_env(matrix.project_dependencies(project))
+    _key, env_dir = matrix.ensure_env(matrix.project_dependencies(project))
     answers = (project / ".copier-answers.yml").read_text()
     package = next(
         line.split(":", 1)[1].strip()
@@ -862,8 +862,10 @@ def evaluate(
     out.append(
         {
             "name": "leak check: open connections equal the pool's, no failed request",
-            "met": all(l["ok"] for l in leaks) if leaks else None,
-            "measured": ", ".join(f"{l['target']} {'ok' if l['ok'] else 'FAIL'}" for l in leaks),
+            "met": all(leak["ok"] for leak in leaks) if leaks else None,
+            "measured": ", ".join(
+                f"{leak['target']} {'ok' if leak['ok'] else 'FAIL'}" for leak in leaks
+            ),
         }
     )
     if timings:
@@ -878,7 +880,10 @@ def evaluate(
             {
                 "name": "full option matrix rendered < 30 s",
                 "met": timings["matrix_render_seconds"] < 30,
-                "measured": f"{timings['matrix_combinations']} combinations in {timings['matrix_render_seconds']:.1f} s",
+                "measured": (
+                    f"{timings['matrix_combinations']} combinations"
+                    f" in {timings['matrix_render_seconds']:.1f} s"
+                ),
             }
         )
     return out
