@@ -158,11 +158,63 @@ def collect_answers(
     return answers
 
 
+# Room left under DEST for the staging directory and the deepest generated file.
+_PATH_ROOM = 256
+
+
+def _path_limits(path: Path) -> tuple[int, int]:
+    """(longest file name, longest path) in bytes on the file system holding *path*."""
+    # os.path.isdir, unlike Path.exists, is False (not an error) for a name too long.
+    existing = next((p for p in (path, *path.parents) if os.path.isdir(p)), Path("/"))
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):  # no pathconf (Windows) or no such limit
+        return 255, 4096
+
+
+def check_dest_path(raw: str) -> Path:
+    """Refuse a DEST that no directory can have, before anything is written (exit 2).
+
+    An empty DEST (an unset shell variable) would mean the current directory.
+    """
+    if not raw.strip():
+        raise UsageError(
+            "DEST is empty or blank: give the directory to create the project in "
+            '("." for this one).'
+        )
+    if "\0" in raw:
+        raise UsageError(f"DEST {raw!r} contains a NUL character: choose another destination.")
+    try:
+        target = Path(os.path.abspath(os.path.expanduser(raw)))
+        encoded = [os.fsencode(part) for part in target.parts]
+        name_max, path_max = _path_limits(target)
+    except (UnicodeError, ValueError) as exc:
+        raise UsageError(f"DEST {raw!r} is not a usable path ({exc}).") from None
+    for part, raw_part in zip(target.parts, encoded, strict=True):
+        if len(raw_part) > name_max:
+            raise UsageError(
+                f'DEST has a name of {len(raw_part)} bytes ("{part[:24]}..."): '
+                f"file names here are at most {name_max} bytes."
+            )
+    length = len(os.fsencode(str(target)))
+    if length + _PATH_ROOM > path_max:
+        raise UsageError(
+            f"DEST is too long ({length} bytes as an absolute path): the generated files "
+            f"would exceed the {path_max}-byte path limit. Choose a shorter destination."
+        )
+    for parent in target.parents:
+        if os.path.lexists(parent) and not os.path.isdir(parent):
+            raise UsageError(
+                f"{parent} is a file, so {target} cannot be created: choose another destination."
+            )
+    return target
+
+
 @app.command()
 @handle_errors
 def new(
     dest: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="DEST", help="Directory to create the project in (must be empty or new)."
         ),
@@ -233,17 +285,17 @@ def new(
     or when standard input is not a terminal, their defaults are used.
     """
     # Imported here: copier is slow to import, and --version/--help need none of it.
-    from sessionforge.generate import absolute, check_destination, generate
+    from sessionforge.generate import check_destination, generate
 
     root = template_root()
     flags = {"--name": name, "--mode": mode, "--backend": backend}
     flags |= {"--database": database, "--auth": auth}
     answers = collect_answers(flags, example, list(data or []), root)
-    target = absolute(dest)
+    target = check_dest_path(dest)
     check_destination(target, force=force)
     use_defaults = defaults or not _stdin_is_tty()
 
-    result = generate(root, dest, answers, defaults=use_defaults, force=force)
+    result = generate(root, Path(dest), answers, defaults=use_defaults, force=force)
 
     project = result.answers.get("project_name", target.name)
     out.print(f"[green]Created[/green] {escape(str(project))} in {escape(str(result.dest))}")
