@@ -50,7 +50,8 @@ from sessionforge.template import copier_source
 
 REPO = Path(__file__).resolve().parent.parent
 COPIER = yaml.safe_load((REPO / "copier.yml").read_text(encoding="utf-8"))
-RESERVED: list[str] = COPIER["reserved_package_names"]["default"]
+RESERVED_TEXT: str = COPIER["reserved_package_names"]["default"]
+RESERVED: list[str] = RESERVED_TEXT.split()
 KEYS = ["project_name", "package_name", "mode", "backend", "database", "auth", "example_api"]
 TRACEBACK = "Traceback (most recent call last)"
 # PEP 508 / packaging: what pip and hatchling accept as a distribution name.
@@ -461,7 +462,7 @@ def _compiled(source: str) -> Template:
 
 
 def _render(source: str, **context: Any) -> str:
-    return _compiled(source).render(reserved_package_names=RESERVED, **context)
+    return _compiled(source).render(reserved_package_names=RESERVED_TEXT, **context)
 
 
 def project_name_error(name: str) -> str:

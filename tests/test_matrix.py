@@ -421,7 +421,19 @@ def build_env(env_dir: Path, deps: list[str]) -> None:
             shutil.rmtree(env_dir, ignore_errors=True)
             _check([*uv, "venv", "--quiet", "--python", sys.executable, str(env_dir)], 300, ENVS)
         _check(
-            [*uv, "pip", "install", "--quiet", "--python", str(python), *deps],
+            # Bytecode compiled once here, as pip does by default: without it, every
+            # process of the project's checks compiles each module it imports again
+            # when PYTHONDONTWRITEBYTECODE is set.
+            [
+                *uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--compile-bytecode",
+                "--python",
+                str(python),
+                *deps,
+            ],
             ENV_BUILD_TIMEOUT,
             ENVS,
         )
