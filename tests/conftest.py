@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import pytest
 
+# Golden renders are generated projects, with tests of their own: not ours to collect.
+collect_ignore = ["golden"]
+
 _TIMINGS: list[tuple[str, str, str]] = []
 
 

@@ -1,0 +1,30 @@
+"""`CurrentUser`: the logged-in user, with CSRF checked on unsafe methods."""
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from svc_async_mongo_session_ex.db import DbSession
+from svc_async_mongo_session_ex.models import User
+from svc_async_mongo_session_ex.sessions.deps import CurrentSession
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_current_user(request: Request, session: CurrentSession, db: DbSession) -> User:
+    """The session's user; 401 without a live login, 403 on a missing or wrong
+    `X-CSRF-Token` for a state-changing request (synchronizer token)."""
+    if session.user_id is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
+    user = User.from_document(await db.users.find_one({"_id": session.user_id}, session=db.txn))
+    if user is None or not user.is_active:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

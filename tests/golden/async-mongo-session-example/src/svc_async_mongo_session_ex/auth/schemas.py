@@ -1,0 +1,34 @@
+"""Request and response bodies of the auth routes."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, EmailStr, Field
+
+from svc_async_mongo_session_ex.fields import Text
+
+
+class Credentials(BaseModel):
+    email: EmailStr
+    # Argon2 cost grows with the input: cap it.
+    password: Text = Field(min_length=8, max_length=1024)
+
+
+class PasswordChange(BaseModel):
+    current_password: Text = Field(max_length=1024)
+    new_password: Text = Field(min_length=8, max_length=1024)
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+
+
+class LoginOut(UserOut):
+    csrf_token: str
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at: datetime
+    last_seen: datetime
+    current: bool

@@ -1,0 +1,102 @@
+"""Settings, read from the environment (and a `.env` file) by pydantic-settings."""
+
+import secrets
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The compose.yaml service; directConnection because its replica set member
+# is named for the compose network.
+DEFAULT_DATABASE_URL = "mongodb://127.0.0.1:27017/app?directConnection=true"
+
+
+def check_database_url(url: str) -> str:
+    """A `mongodb://` (or `mongodb+srv://`) URL that names its database."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"mongodb", "mongodb+srv"} or not parts.path.strip("/"):
+        msg = "DATABASE_URL must look like mongodb://host:port/database"
+        raise ValueError(msg)
+    return url
+
+
+# HMAC-SHA256 keys shorter than the hash give less than its strength.
+MIN_SECRET_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Every setting comes from an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "prod"] = "prod"
+    # Serve /docs, /redoc and /openapi.json; unset: everywhere but in prod.
+    api_docs: bool | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    # Comma-separated: the first key signs, every key verifies (rotation).
+    secret_key: Annotated[list[str], NoDecode] = []
+    session_idle_timeout: int = Field(default=1800, gt=0)
+    session_absolute_timeout: int = Field(default=43200, gt=0)
+    cookie_secure: bool = True
+    # Comma-separated origins (`https://app.example.com`) besides this host's own
+    # that may send state-changing requests (see `security.py`).
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
+    max_body_size: int = Field(default=1_048_576, gt=0)
+    session_max_size: int = Field(default=16_384, gt=0)
+    # Failed logins allowed per account, and per client address, in each window.
+    login_attempts_per_account: int = Field(default=5, gt=0)
+    login_attempts_per_client: int = Field(default=50, gt=0)
+    login_attempts_window: int = Field(default=900, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("secret_key", "allowed_origins", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _require_secret_key(self) -> "Settings":
+        if self.environment == "prod":
+            if not self.secret_key:
+                msg = "SECRET_KEY is required when ENVIRONMENT is prod"
+                raise ValueError(msg)
+            if any(len(key.encode()) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
+                msg = f"every SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                raise ValueError(msg)
+        elif not self.secret_key:
+            # dev and test: a throwaway key, valid for this process only.
+            self.secret_key = [secrets.token_urlsafe(32)]
+        return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "prod"
+
+    @property
+    def session_cookie_name(self) -> str:
+        """`__Host-` pins the cookie to this host, HTTPS and `Path=/`."""
+        return "__Host-session" if self.cookie_secure else "session"
+
+
+def get_settings(request: Request) -> Settings:
+    """The application's settings, loaded once by `main.create_app`."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def settings_dependency(request: Request) -> Settings:
+    """`get_settings` for `Depends`: `async`, since FastAPI runs a plain `def`
+    dependency in a worker thread, a costly hop for no I/O."""
+    return get_settings(request)
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]

@@ -1,0 +1,29 @@
+"""`GET /health`: is each server this service needs reachable?"""
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+from pymongo.errors import PyMongoError
+
+from svc_async_mongo_session_ex.db import get_mongo
+
+router = APIRouter(tags=["health"])
+
+
+async def _database_ok(request: Request) -> bool:
+    try:
+        await get_mongo(request).client.admin.command("ping")
+    except PyMongoError:
+        return False
+    return True
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    database = "ok" if await _database_ok(request) else "unavailable"
+    # Sessions live in the same database.
+    sessions = database
+    body = {"status": "ok", "database": database, "sessions": sessions}
+    if "unavailable" in body.values():
+        body["status"] = "unavailable"
+        return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(body)

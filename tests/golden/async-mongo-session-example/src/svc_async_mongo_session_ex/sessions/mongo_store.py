@@ -1,0 +1,170 @@
+"""Sessions in the MongoDB collection `sessions`, expired by a TTL index.
+
+A document holds the fields of `SessionState`, with the id as `_id`, and
+`expires`, the expiry as a date for the TTL index (MongoDB deletes expired
+documents about once a minute; reads check `expires_at`, so an expired
+session is never used in between).
+
+An update sets only the data keys the request changed (`data.<key>`), in
+one atomic update: concurrent requests that change other keys keep their
+changes. So session keys must be valid MongoDB field names (no `.`, no
+leading `$`).
+
+`rate_limits` holds the failed-login counters: `{_id: key, hits, resets_at,
+expires}`, also removed by a TTL index once their window ends.
+
+Writes go through the request's unit of work: inside its transaction where
+the server has transactions, and otherwise each with an inverse that puts
+the session back as it was loaded if the request fails.
+"""
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, cast
+
+from pymongo import ReturnDocument
+
+from svc_async_mongo_session_ex.db import UnitOfWork
+from svc_async_mongo_session_ex.sessions.session import DELETED, Increment, SessionState
+
+
+def session_document(state: SessionState) -> dict[str, Any]:
+    document = asdict(state)
+    document["_id"] = document.pop("id")
+    document["expires"] = _date(state.expires_at)
+    return document
+
+
+def session_state(document: dict[str, Any] | None) -> SessionState | None:
+    if document is None:
+        return None
+    del document["expires"]
+    return SessionState(id=document.pop("_id"), **document)
+
+
+def _date(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+class SessionStore:
+    def __init__(self, db: UnitOfWork) -> None:
+        self.db = db
+        self.sessions = db.sessions
+        self.limits = db.rate_limits
+
+    async def get(self, session_id: str, now: float) -> SessionState | None:
+        """The live session with this id, or None (unknown or expired)."""
+        return session_state(
+            await self.sessions.find_one(
+                {"_id": session_id, "expires_at": {"$gt": now}}, session=self.db.txn
+            )
+        )
+
+    async def add(self, state: SessionState) -> None:
+        await self.sessions.insert_one(session_document(state), session=self.db.txn)
+        self.db.on_rollback(partial(self.sessions.delete_one, {"_id": state.id}))
+
+    async def update(
+        self,
+        session_id: str,
+        fields: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> None:
+        """Set `fields`, and the data keys in `changes` (see `Session.changes`),
+        in one atomic update: a concurrent request's changes to other keys are
+        kept, and a session deleted meanwhile (logged out) stays deleted."""
+        if any("." in key or key.startswith("$") for key in changes):
+            msg = "MongoDB session keys may not contain '.' or start with '$'"
+            raise ValueError(msg)
+        values = dict(fields)
+        if "expires_at" in fields:
+            values["expires"] = _date(fields["expires_at"])
+        update: dict[str, Any] = {"$set": values}
+        for key, value in changes.items():
+            if value is DELETED:
+                update.setdefault("$unset", {})[f"data.{key}"] = ""
+            elif isinstance(value, Increment):
+                update.setdefault("$inc", {})[f"data.{key}"] = value.by
+            else:
+                values[f"data.{key}"] = value
+        previous = await self.sessions.find_one_and_update(
+            {"_id": session_id}, update, session=self.db.txn
+        )
+        if previous is not None:
+            self.db.on_rollback(partial(self.sessions.replace_one, {"_id": session_id}, previous))
+
+    async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
+        """Remove the data keys starting with `prefix` from the session as
+        stored now, and return them: of concurrent takes, one gets them (the
+        update applies only while the keys hold the values read)."""
+        while True:
+            query = {"_id": session_id}
+            document = await self.sessions.find_one(query, {"data": 1}, session=self.db.txn)
+            data = document["data"] if document is not None else {}
+            taken = {key: value for key, value in data.items() if key.startswith(prefix)}
+            if not taken:
+                return {}
+            unchanged = {f"data.{key}": value for key, value in taken.items()}
+            removed = await self.sessions.update_one(
+                query | unchanged,
+                {"$unset": dict.fromkeys(unchanged, "")},
+                session=self.db.txn,
+            )
+            if removed.modified_count == 1:
+                # Numbers come back as increments: what others added meanwhile stays.
+                restore: dict[str, Any] = {}
+                for key, value in taken.items():
+                    operator = "$inc" if isinstance(value, int) else "$set"
+                    restore.setdefault(operator, {})[f"data.{key}"] = value
+                self.db.on_rollback(partial(self.sessions.update_one, {"_id": session_id}, restore))
+                return taken
+
+    async def delete(self, session_id: str) -> None:
+        previous = await self.sessions.find_one_and_delete({"_id": session_id}, session=self.db.txn)
+        if previous is not None:
+            self.db.on_rollback(partial(self.sessions.insert_one, previous))
+
+    async def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
+        cursor = self.sessions.find(
+            {"user_id": user_id, "expires_at": {"$gt": now}}, session=self.db.txn
+        ).sort("created_at")
+        documents = await cursor.to_list()
+        return [state for document in documents if (state := session_state(document))]
+
+    async def delete_for_user(self, user_id: int) -> None:
+        cursor = self.sessions.find({"user_id": user_id}, session=self.db.txn)
+        documents = await cursor.to_list()
+        if documents:
+            await self.sessions.delete_many({"user_id": user_id}, session=self.db.txn)
+            self.db.on_rollback(partial(self.sessions.insert_many, documents))
+
+    async def hit(self, key: str, window: int, now: float) -> int:
+        """Count one event under `key`; returns the count in its current window.
+
+        Kept when the request fails later (no inverse): a failed login counts.
+        """
+        ended = {"_id": key, "resets_at": {"$lte": now}}
+        await self.limits.delete_one(ended, session=self.db.txn)
+        counter = await self.limits.find_one_and_update(
+            {"_id": key},
+            {
+                "$inc": {"hits": 1},
+                "$setOnInsert": {"resets_at": now + window, "expires": _date(now + window)},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=self.db.txn,
+        )
+        # With upsert and ReturnDocument.AFTER there always is a document.
+        hits: int = cast(dict[str, Any], counter)["hits"]
+        return hits
+
+    async def count(self, key: str, now: float) -> tuple[int, float]:
+        """The events counted under `key` in its current window, and when it ends."""
+        live = {"_id": key, "resets_at": {"$gt": now}}
+        counter = await self.limits.find_one(live, session=self.db.txn)
+        return (counter["hits"], counter["resets_at"]) if counter is not None else (0, now)
+
+    async def clear(self, key: str) -> None:
+        await self.limits.delete_one({"_id": key}, session=self.db.txn)

@@ -1,0 +1,37 @@
+from urllib.parse import urlsplit
+
+import pytest
+from httpx import AsyncClient
+
+from .conftest import AppFactory, ClientFactory
+from .fake_mongo import fake_mongo_server
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_health_ok(client: AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "sessions": "ok"}
+
+
+async def test_health_reports_an_unreachable_database_and_recovers(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    with fake_mongo_server() as url:
+        app = await make_app(database_url=f"{url}/health")
+        client = await make_client(app)
+        assert (await client.get("/health")).status_code == 200
+    # The server is gone (its port refuses, its connections are cut).
+    response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+    assert response.json()["status"] == "unavailable"
+    # A route that needs the database answers 503 JSON, not a 500.
+    body = {"email": "nobody@example.com", "password": "correct horse"}
+    response = await client.post("/auth/register", json=body)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Database unavailable"}
+    # Back on the same port: the driver reconnects by itself.
+    with fake_mongo_server(urlsplit(url).port or 0):
+        assert (await client.get("/health")).status_code == 200

@@ -1,0 +1,110 @@
+"""`create_app()`: the application, its middleware, routes and lifespan."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, OperationFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from svc_async_redis_mongo_none_noex.config import Settings
+from svc_async_redis_mongo_none_noex.db import connect
+from svc_async_redis_mongo_none_noex.health import router as health_router
+from svc_async_redis_mongo_none_noex.security import SecurityMiddleware
+from svc_async_redis_mongo_none_noex.sessions.middleware import SessionMiddleware
+from svc_async_redis_mongo_none_noex.sessions.redis_store import create_redis
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    mongo = await connect(settings)
+    app.state.mongo = mongo
+    # Sessions expire in Redis by themselves: nothing to purge.
+    redis = create_redis(settings.redis_url)
+    app.state.redis = redis
+    try:
+        yield
+    finally:
+        await redis.aclose()
+        await mongo.client.close()
+
+
+async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A JSON 500 with no detail of the failure; the traceback goes to the log."""
+    logger.error("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+
+
+async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """422 naming what is wrong and where, without the submitted values: they
+    may be secrets (a password), or not encodable as JSON (NaN, Infinity, an
+    unpaired surrogate)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {
+            "type": error["type"],
+            "loc": [safe_text(part) for part in error["loc"]],
+            "msg": safe_text(error["msg"]),
+        }
+        for error in errors
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def safe_text(value: object) -> object:
+    """`value`, or for text, text that encodes as UTF-8 (surrogates replaced)."""
+    if isinstance(value, str):
+        return value.encode(errors="replace").decode()
+    return value
+
+
+def server_unavailable(detail: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler answering 503 (the client may retry) while a server is down;
+    the client library reconnects by itself when it is back."""
+
+    async def handler(_request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s: %s", detail, exc)
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    return handler
+
+
+async def transaction_conflict(request: Request, exc: Exception) -> JSONResponse:
+    """A concurrent transaction wrote the same document first: 409, retry."""
+    if isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError"):
+        return JSONResponse(
+            {"detail": "A concurrent request changed the same data: retry"},
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    return await internal_error(request, exc)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="svc async redis mongo none noex",
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
+    app.state.settings = settings
+    app.add_middleware(SessionMiddleware, settings=app.state.settings)
+    # Added last, so it runs first: body size, cross-site requests, caching.
+    app.add_middleware(SecurityMiddleware, settings=app.state.settings)
+    app.add_exception_handler(Exception, internal_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(RedisConnectionError, server_unavailable("Session store unavailable"))
+    app.add_exception_handler(RedisTimeoutError, server_unavailable("Session store unavailable"))
+    app.add_exception_handler(ConnectionFailure, server_unavailable("Database unavailable"))
+    app.add_exception_handler(OperationFailure, transaction_conflict)
+    app.include_router(health_router)
+    return app

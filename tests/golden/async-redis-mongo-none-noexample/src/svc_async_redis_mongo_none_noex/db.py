@@ -1,0 +1,115 @@
+"""The MongoDB client and the request's unit of work (`get_db`)."""
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Request
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from svc_async_redis_mongo_none_noex.config import Settings
+from svc_async_redis_mongo_none_noex.models import create_indexes
+
+Document = dict[str, Any]
+Undo = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Mongo:
+    client: AsyncMongoClient[Document]
+    database: AsyncDatabase[Document]
+    # Multi-document transactions need a replica set or a sharded cluster.
+    transactions: bool
+
+
+async def connect(settings: Settings) -> Mongo:
+    """Connect, learn whether the server has transactions, create the indexes."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.database_url,
+        # Fail fast while the server is down (the default waits 30 s).
+        serverSelectionTimeoutMS=2000,
+    )
+    database = client.get_default_database()
+    hello = await client.admin.command("hello")
+    await create_indexes(database)
+    return Mongo(client, database, "setName" in hello or hello.get("msg") == "isdbgrid")
+
+
+class UnitOfWork:
+    """One request's writes, kept or undone together.
+
+    Where the server has transactions, they run in one multi-document
+    transaction: pass `session=db.txn` to every operation. A standalone
+    server has none: each write applies at once and registers its inverse
+    with `on_rollback()`; the inverses run newest first if the request fails.
+    """
+
+    def __init__(self, database: AsyncDatabase[Document], txn: AsyncClientSession | None) -> None:
+        self.database = database
+        self.txn = txn
+        self._undo: list[Undo] = []
+        # The collections, each named once: a misspelt one is an error, not a new collection.
+        self.counters = database["counters"]
+
+    def on_rollback(self, undo: Undo) -> None:
+        """Register the inverse of a write (needed only without a transaction)."""
+        if self.txn is None:
+            self._undo.append(undo)
+
+    async def commit(self) -> None:
+        if self.txn is not None and self.txn.in_transaction:
+            await self.txn.commit_transaction()
+        self._undo.clear()
+
+    async def rollback(self) -> None:
+        if self.txn is not None and self.txn.in_transaction:
+            await self.txn.abort_transaction()
+        while self._undo:
+            await self._undo.pop()()
+
+
+async def next_id(db: UnitOfWork, name: str) -> int:
+    """The next integer id for a collection, from a counter document.
+
+    Like a SQL sequence, the counter is outside the transaction: an id
+    taken by a request that fails is skipped, never handed out twice.
+    """
+    counter = await db.counters.find_one_and_update(
+        {"_id": name}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    # With upsert and ReturnDocument.AFTER there always is a document.
+    value: int = cast(Document, counter)["value"]
+    return value
+
+
+def get_mongo(request: Request) -> Mongo:
+    """The application's client, made at start-up (see `app.lifespan`)."""
+    mongo: Mongo = request.app.state.mongo
+    return mongo
+
+
+async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
+    """One unit of work per request: commit on success, undo on any error.
+
+    Used with `scope="function"`, so the commit happens before the response is
+    sent: a failed commit becomes a 500, never a success the client trusts.
+    """
+    mongo = get_mongo(request)
+    async with contextlib.AsyncExitStack() as stack:
+        txn = None
+        if mongo.transactions:
+            txn = await stack.enter_async_context(mongo.client.start_session())
+            await txn.start_transaction()
+        db = UnitOfWork(mongo.database, txn)
+        try:
+            yield db
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+
+
+DbSession = Annotated[UnitOfWork, Depends(get_db, scope="function")]

@@ -1,0 +1,111 @@
+"""Request-level defences, applied before any route runs (see SECURITY.md).
+
+- Request bodies over `MAX_BODY_SIZE` bytes get 413, whether declared by
+  `Content-Length` or streamed, before a route or the session sees them.
+- State-changing requests from another site are refused with 403 (the
+  session cookie would ride along with them): an `Origin` whose scheme, host
+  and port differ from this service's and from each of `ALLOWED_ORIGINS`,
+  more than one `Origin`, or else `Sec-Fetch-Site: cross-site` or
+  `same-site`. Requests with neither header come from non-browser clients,
+  which send no cookies unasked, and pass. This service's scheme is the
+  request's, which uvicorn takes from `X-Forwarded-Proto` only from the
+  proxies that `--forwarded-allow-ips` trusts.
+- Responses of requests that used the session get `Cache-Control: no-store`,
+  so no shared cache keeps a user's data or a session cookie.
+"""
+
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Request, status
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from svc_async_redis_mongo_none_noex.config import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# 413 Content Too Large (its `status` name changed between Starlette versions).
+CONTENT_TOO_LARGE = 413
+# `Sec-Fetch-Site` values a browser sends for requests this site made itself.
+OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def mark_session_used(request: Request) -> None:
+    """Called by the session dependency: this response must not be cached."""
+    request.state.session_used = True
+
+
+class SecurityMiddleware:
+    """Pure ASGI (nothing is buffered): one cheap check per request."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body_size = settings.max_body_size
+        self.allowed_origins = frozenset(
+            filter(None, (parse_origin(origin) for origin in settings.allowed_origins))
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_size):
+            await refuse(CONTENT_TOO_LARGE, "Request body too large")(scope, receive, send)
+            return
+        if scope["method"] not in SAFE_METHODS and not self.same_site(scope, headers):
+            await refuse(status.HTTP_403_FORBIDDEN, "Cross-site request refused")(
+                scope, receive, send
+            )
+            return
+        state = scope.setdefault("state", {})
+        received = 0
+
+        async def limited_receive() -> Message:
+            """Count streamed body bytes (no `Content-Length`, or a false one)."""
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_size:
+                    # Raised while the route reads its body: FastAPI answers it.
+                    raise HTTPException(CONTENT_TOO_LARGE, "Request body too large")
+            return message
+
+        async def send_private(message: Message) -> None:
+            if message["type"] == "http.response.start" and state.get("session_used"):
+                MutableHeaders(scope=message)["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, limited_receive, send_private)
+
+    def same_site(self, scope: Scope, headers: Headers) -> bool:
+        """Whether a state-changing request comes from this site (or an allowed one)."""
+        origins = headers.getlist("origin")
+        if len(origins) > 1:
+            return False
+        if origins:
+            # Browsers send `Origin` with every state-changing request.
+            origin = parse_origin(origins[0])
+            own = parse_origin(f"{scope['scheme']}://{headers.get('host', '')}")
+            return origin is not None and (origin == own or origin in self.allowed_origins)
+        return headers.get("sec-fetch-site", "none") in OWN_FETCH_SITES
+
+
+def parse_origin(value: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin, the port made explicit; None for
+    anything else (`null`, a path, a malformed port)."""
+    try:
+        parts = urlsplit(value.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    return parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme]
+
+
+def refuse(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code)

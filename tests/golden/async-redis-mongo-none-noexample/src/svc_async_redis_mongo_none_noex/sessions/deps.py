@@ -1,0 +1,137 @@
+"""The session dependency: loaded when a route asks, saved before the commit."""
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from redis.asyncio import Redis
+
+from svc_async_redis_mongo_none_noex.config import Settings, get_settings
+from svc_async_redis_mongo_none_noex.db import DbSession
+from svc_async_redis_mongo_none_noex.security import CONTENT_TOO_LARGE, mark_session_used
+from svc_async_redis_mongo_none_noex.sessions.redis_store import SessionStore
+from svc_async_redis_mongo_none_noex.sessions.session import (
+    Change,
+    Session,
+    SessionState,
+    data_size,
+    hash_token,
+)
+
+
+# The store makes no call when created: `async`, so FastAPI runs it in the
+# event loop, not in a worker thread.
+async def get_store(request: Request) -> SessionStore:
+    """This request's view of the Redis session store (it journals writes)."""
+    settings = get_settings(request)
+    redis: Redis = request.app.state.redis
+    return SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
+
+
+SessionStoreDep = Annotated[SessionStore, Depends(get_store, scope="function")]
+
+
+def request_session(request: Request) -> Session:
+    """The request's (not yet loaded) session, made by `SessionMiddleware`."""
+    session: Session = request.state.session
+    return session
+
+
+async def get_session(
+    request: Request,
+    db: DbSession,
+    store: SessionStoreDep,
+) -> AsyncIterator[Session]:
+    """Load the request's session (one store read), and save it afterwards.
+
+    The save runs inside the request's database transaction, before `get_db`
+    commits: if the route or the commit fails, the session change is rolled
+    back with the data, and the client is sent no new cookie.
+    """
+    settings = get_settings(request)
+    mark_session_used(request)
+    session = request_session(request)
+    if session.token is not None:
+        session.attach(await store.get(hash_token(session.token), time.time()))
+        if session.state is None:
+            # An unknown or expired session: tell the client to forget it.
+            session.change = Change.CLEAR
+    if session.state is None:
+        # Every client gets an anonymous session, from the first route that uses it.
+        session.modified = True
+    # Redis is outside the transaction: save the session first, then commit,
+    # and put the session back as it was if the route or the commit fails.
+    try:
+        yield session
+        await save_session(session, store, settings, time.time())
+        await db.commit()
+    except BaseException:
+        await store.rollback()
+        raise
+
+
+async def save_session(
+    session: Session,
+    store: SessionStore,
+    settings: Settings,
+    now: float,
+) -> None:
+    """Write what the request changed, and nothing when nothing changed.
+
+    An unchanged session is rewritten only to extend its idle expiry, and at
+    most once per tenth of the idle timeout. Data over `SESSION_MAX_SIZE` is
+    refused with 413 before anything is written.
+    """
+    old = session.state
+    if session.changed and data_size(session.data) > settings.session_max_size:
+        raise HTTPException(CONTENT_TOO_LARGE, "Session data too large")
+    if session.destroyed:
+        if old is not None:
+            await store.delete(old.id)
+        if session.token is not None:
+            session.change = Change.CLEAR
+    elif session.next_token is not None or (old is None and session.modified):
+        if old is not None:
+            await store.delete(old.id)
+        token, handle = session.pending_id()
+        await store.add(
+            SessionState(
+                id=hash_token(token),
+                handle=handle,
+                data=session.data,
+                created_at=now,
+                last_seen=now,
+                expires_at=now
+                + min(settings.session_idle_timeout, settings.session_absolute_timeout),
+            )
+        )
+        session.token = token
+        session.change = Change.SET
+    elif old is not None and (
+        session.modified or now - old.last_seen >= settings.session_idle_timeout / 10
+    ):
+        fields: dict[str, Any] = {
+            "last_seen": now,
+            "expires_at": min(
+                now + settings.session_idle_timeout,
+                old.created_at + settings.session_absolute_timeout,
+            ),
+        }
+        # Only what this request changed: a concurrent request's changes stay.
+        await store.update(old.id, fields, session.changes())
+
+
+async def claim(session: Session, store: SessionStore, prefix: str) -> dict[str, Any]:
+    """Take the session's data keys starting with `prefix`, as stored now,
+    out of the session: of concurrent requests claiming them (a double-
+    submitted order), one gets them and the others get nothing. If the
+    request fails, they are put back."""
+    if session.state is None:
+        return {}
+    taken = await store.take(session.state.id, prefix)
+    session.forget([key for key in session.data if key.startswith(prefix)])
+    return taken
+
+
+CurrentSession = Annotated[Session, Depends(get_session, scope="function")]

@@ -1,0 +1,30 @@
+"""The OpenAPI document and the interactive docs: served in dev and test,
+off in production unless `API_DOCS` turns them on."""
+
+import pytest
+
+from .conftest import AppFactory, ClientFactory
+
+pytestmark = pytest.mark.anyio
+DOCS = ("/docs", "/redoc", "/openapi.json")
+
+
+async def test_docs_are_off_in_production(make_app: AppFactory, make_client: ClientFactory) -> None:
+    client = await make_client(await make_app(environment="prod"))
+    for path in DOCS:
+        assert (await client.get(path)).status_code == 404, path
+
+
+async def test_api_docs_turns_them_on_in_production(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    client = await make_client(await make_app(environment="prod", api_docs=True))
+    for path in DOCS:
+        assert (await client.get(path)).status_code == 200, path
+
+
+async def test_api_docs_turns_them_off_anywhere(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    client = await make_client(await make_app(api_docs=False))
+    assert (await client.get("/openapi.json")).status_code == 404

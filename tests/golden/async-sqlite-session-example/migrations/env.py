@@ -1,0 +1,43 @@
+"""Alembic environment: migrates the database named by the service's settings."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from svc_async_sqlite_session_ex import models
+from svc_async_sqlite_session_ex.config import Settings, normalize_database_url
+
+target_metadata = models.Base.metadata
+
+
+def database_url() -> str:
+    """The service's DATABASE_URL, unless the caller set `sqlalchemy.url` (the tests do)."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    return normalize_database_url(url) if url else Settings(environment="dev").database_url
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=database_url(), target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def do_run_migrations(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = create_async_engine(database_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())

@@ -1,0 +1,119 @@
+"""Register, log in and out, and manage the user's sessions."""
+
+import time
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from svc_async_sqlite_session_ex.auth.accounts import change_password
+from svc_async_sqlite_session_ex.auth.deps import CurrentUser
+from svc_async_sqlite_session_ex.auth.limits import LoginLimits
+from svc_async_sqlite_session_ex.auth.passwords import hash_password, verify_password
+from svc_async_sqlite_session_ex.auth.schemas import (
+    Credentials,
+    LoginOut,
+    PasswordChange,
+    SessionOut,
+    UserOut,
+)
+from svc_async_sqlite_session_ex.db import DbSession
+from svc_async_sqlite_session_ex.models import User
+from svc_async_sqlite_session_ex.responses import errors
+from svc_async_sqlite_session_ex.sessions.deps import CurrentSession, SessionStoreDep
+
+router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
+
+
+def refused(detail: str) -> JSONResponse:
+    """A 401 that still commits the request's transaction (a
+    failed login counted by `LoginLimits`)."""
+    return JSONResponse({"detail": detail}, status.HTTP_401_UNAUTHORIZED)
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(body: Credentials, db: DbSession) -> UserOut:
+    user = User(email=body.email.lower(), password_hash=await hash_password(body.password))
+    db.add(user)
+    try:
+        await db.flush()
+    except IntegrityError:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered") from None
+    return UserOut(id=user.id, email=user.email)
+
+
+@router.post("/login", response_model=LoginOut)
+async def login(
+    body: Credentials, db: DbSession, session: CurrentSession, limits: LoginLimits
+) -> LoginOut | JSONResponse:
+    await limits.check(body.email)
+    user = await db.scalar(select(User).where(User.email == body.email.lower()))
+    password_hash = user.password_hash if user is not None and user.is_active else None
+    if user is None or not await verify_password(body.password, password_hash):
+        await limits.failed(body.email)
+        return refused("Invalid email or password")
+    await limits.succeeded(body.email)
+    session.login(user.id)
+    return LoginOut(id=user.id, email=user.email, csrf_token=session.csrf_token)
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut(id=user.id, email=user.email)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(_user: CurrentUser, session: CurrentSession) -> Response:
+    session.destroy()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+async def password(
+    body: PasswordChange,
+    user: CurrentUser,
+    session: CurrentSession,
+    store: SessionStoreDep,
+    limits: LoginLimits,
+) -> Response:
+    """Change the password: every other session of the user ends, and this
+    one moves to a new id (a new cookie; the CSRF token stays)."""
+    await limits.check(user.email)
+    if not await verify_password(body.current_password, user.password_hash):
+        await limits.failed(user.email)
+        # 403, not 401: the session is fine. The transaction commits (counted).
+        return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
+    await change_password(user, body.new_password, store)
+    session.cycle_id()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/sessions")
+async def list_sessions(
+    user: CurrentUser,
+    session: CurrentSession,
+    store: SessionStoreDep,
+) -> list[SessionOut]:
+    states = await store.list_for_user(user.id, time.time())
+    return [
+        SessionOut(
+            id=state.handle,
+            created_at=datetime.fromtimestamp(state.created_at, UTC),
+            last_seen=datetime.fromtimestamp(state.last_seen, UTC),
+            current=state.handle == session.handle,
+        )
+        for state in states
+    ]
+
+
+@router.delete("/sessions", status_code=status.HTTP_204_NO_CONTENT)
+async def logout_everywhere(
+    user: CurrentUser,
+    session: CurrentSession,
+    store: SessionStoreDep,
+) -> Response:
+    await store.delete_for_user(user.id)
+    session.destroy()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,94 @@
+"""The database engine and the request's unit of work (`get_db`)."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from svc_async_sqlite_session_ex.config import Settings
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table; Alembic reads its metadata."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def create_db_engine(settings: Settings) -> AsyncEngine:
+    """Create the engine (it connects lazily, on first use)."""
+    engine = create_async_engine(
+        settings.database_url,
+        connect_args={"timeout": 15},
+        # A fixed pool without overflow: under load a request waits for a
+        # pooled connection instead of opening (and closing) extra ones.
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+    )
+    # SQLite allows one writer at a time. A transaction that reads and then
+    # writes would fail with "database is locked" when another writer got in
+    # between, so every transaction takes the write lock up front
+    # (BEGIN IMMEDIATE) and waits its turn instead.
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The application's sessionmaker, made at start-up (see `main.lifespan`)."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return maker
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commit on success, roll back on any error.
+
+    Used with `scope="function"`, so the commit happens before the response is
+    sent: a failed commit becomes a 500, never a success the client trusts.
+    The session begins its transaction (and takes a pooled connection) on
+    first use, so a request that never touched the database costs no call.
+    """
+    db = get_sessionmaker(request)()
+    try:
+        yield db
+        if db.in_transaction():
+            await db.commit()
+    finally:
+        if db.in_transaction():
+            # The request or its commit failed: roll back, release the connection.
+            await db.close()
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -1,0 +1,1 @@
+"""Server-side sessions: the state (`session`), its store, its transport."""

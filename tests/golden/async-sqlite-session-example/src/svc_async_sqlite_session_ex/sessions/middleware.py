@@ -1,0 +1,54 @@
+"""The transport: the session id travels in a signed, HttpOnly cookie."""
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from svc_async_sqlite_session_ex.config import Settings
+from svc_async_sqlite_session_ex.sessions.session import Change, Session, TokenSigner
+
+# A signed token is 87 characters; anything much longer is not ours.
+MAX_COOKIE_LENGTH = 128
+
+
+class SessionMiddleware:
+    """Reads the cookie into an unloaded `Session` and writes it back when the
+    session changed. No store I/O happens here: routes that never ask for the
+    session cost no round trip."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.signer = TokenSigner(settings.secret_key)
+        self.cookie_name = settings.session_cookie_name
+        secure = "; Secure" if settings.cookie_secure else ""
+        self.attributes = f"; Path=/; HttpOnly; SameSite=Lax{secure}"
+        self.max_age = settings.session_absolute_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        session = Session(self.read_token(scope))
+        scope.setdefault("state", {})["session"] = session
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start" and session.change is not Change.NONE:
+                # `SecurityMiddleware` adds `Cache-Control: no-store`.
+                MutableHeaders(scope=message).append("set-cookie", self.cookie(session))
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    def read_token(self, scope: Scope) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                signed = cookie_parser(value.decode("latin-1")).get(self.cookie_name)
+                if signed and len(signed) <= MAX_COOKIE_LENGTH:
+                    return self.signer.unsign(signed)
+        return None
+
+    def cookie(self, session: Session) -> str:
+        if session.change is Change.SET and session.token is not None:
+            value = self.signer.sign(session.token)
+            return f"{self.cookie_name}={value}; Max-Age={self.max_age}{self.attributes}"
+        return f"{self.cookie_name}=; Max-Age=0{self.attributes}"

@@ -1,0 +1,235 @@
+"""The request's server-side session: what routes read and change."""
+
+import hashlib
+import hmac
+import json
+import secrets
+from base64 import urlsafe_b64encode
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+@dataclass
+class SessionState:
+    """One stored session.
+    `id` is the SHA-256 of the secret token the client holds, so the store
+    never sees a usable session id. `handle` is a public name for listings.
+    """
+
+    id: str
+    handle: str
+    user_id: int | None
+    csrf_token: str
+    data: dict[str, Any]
+    created_at: float
+    last_seen: float
+    expires_at: float
+
+
+# The value of a key deleted by a request, in `Session.changes()`.
+DELETED: Any = object()
+
+
+@dataclass(frozen=True)
+class Increment:
+    """A change that adds `by` to a key's number as stored at save time (a
+    missing key counts as 0), in `Session.changes()`: concurrent increments
+    of one key all count."""
+
+    by: int
+
+
+def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `changes` (from `Session.changes()`) applied."""
+    merged = dict(data)
+    for key, value in changes.items():
+        if value is DELETED:
+            merged.pop(key, None)
+        elif isinstance(value, Increment):
+            merged[key] = merged.get(key, 0) + value.by
+        else:
+            merged[key] = value
+    return merged
+
+
+def data_size(data: dict[str, Any]) -> int:
+    """Bytes the data takes as stored (compact JSON)."""
+    return len(json.dumps(data, separators=(",", ":")).encode())
+
+
+def new_token() -> str:
+    """A session id: 256 bits from the operating system's CSPRNG."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenSigner:
+    """Signs session tokens with HMAC-SHA256 so forged ids are refused before
+    any store lookup. The first key signs; every key verifies (rotation).
+
+    Written with the standard library: it is one HMAC and a compare.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [key.encode() for key in keys]
+
+    def _mac(self, key: bytes, token: str) -> str:
+        digest = hmac.digest(key, token.encode(), hashlib.sha256)
+        return urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def sign(self, token: str) -> str:
+        return f"{token}.{self._mac(self._keys[0], token)}"
+
+    def unsign(self, value: str) -> str | None:
+        """The token inside a signed value, or None when no key verifies it."""
+        token, _, mac = value.partition(".")
+        if len(token) != 43 or len(mac) != 43 or not value.isascii():
+            return None
+        for key in self._keys:
+            if hmac.compare_digest(mac, self._mac(key, token)):
+                return token
+        return None
+
+
+class Change(Enum):
+    """What the transport must tell the client once the session is saved."""
+
+    NONE = "none"
+    SET = "set"
+    CLEAR = "clear"
+
+
+class Session(MutableMapping[str, Any]):
+    """The session of one request, loaded from the store when a route asks.
+
+    Reading costs nothing beyond that one load; writing marks the session
+    modified, and the unit of work (`sessions.deps.get_session`) saves it
+    once, just before the database transaction commits. Assign a value again
+    after changing it in place: changes inside a nested list or dict are not
+    tracked. Concurrent requests on one session merge key by key: changes to
+    different keys are all kept, and for one key the last save wins, except
+    for `increment()`, whose deltas all add up.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        # The (signature-checked) token the client presented, if any.
+        self.token = token
+        # The stored session, as loaded; None for a new session.
+        self.state: SessionState | None = None
+        self.data: dict[str, Any] = {}
+        self.user_id: int | None = None
+        self.csrf_token = secrets.token_urlsafe(32)
+        # The id and handle the session moves to when saved (see `cycle_id`).
+        self.next_token: str | None = None
+        self.next_handle: str | None = None
+        self.modified = False
+        # Keys this request set or deleted: only these are saved, merged onto
+        # the data as stored then, so concurrent requests that change other
+        # keys of the same session keep their changes.
+        self.changed: set[str] = set()
+        # Of those, the keys changed only by `increment()`, with their sum.
+        self.deltas: dict[str, int] = {}
+        self.destroyed = False
+        # What the transport must send, decided when the session is saved.
+        self.change = Change.NONE
+
+    def attach(self, state: SessionState | None) -> None:
+        """Install what the store holds for this request's token."""
+        self.state = state
+        if state is not None:
+            self.data = dict(state.data)
+            self.user_id = state.user_id
+            self.csrf_token = state.csrf_token
+
+    @property
+    def is_new(self) -> bool:
+        return self.state is None
+
+    @property
+    def handle(self) -> str | None:
+        """The public name of the session (never its secret id)."""
+        if self.next_handle is not None:
+            return self.next_handle
+        return self.state.handle if self.state is not None else None
+
+    def login(self, user_id: int) -> None:
+        """Bind the session to a user under a fresh id and CSRF token.
+
+        The pre-login id stops working when the session is saved, so an id
+        planted before login (session fixation) is worth nothing after it.
+        """
+        self.user_id = user_id
+        self.csrf_token = secrets.token_urlsafe(32)
+        self.cycle_id()
+
+    def cycle_id(self) -> None:
+        """Move the session to a new id; the old id dies when it is saved."""
+        self.next_token = self.next_handle = None
+        self.pending_id()
+        self.modified = True
+
+    def pending_id(self) -> tuple[str, str]:
+        """The (token, handle) the session moves to when saved, chosen on first ask."""
+        if self.next_token is None or self.next_handle is None:
+            self.next_token, self.next_handle = new_token(), secrets.token_urlsafe(12)
+        return self.next_token, self.next_handle
+
+    def destroy(self) -> None:
+        """Delete the session from the store and expire the client's cookie."""
+        self.destroyed = True
+        self.data = {}
+        self.user_id = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.changed.add(key)
+        self.deltas.pop(key, None)
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+        self.changed.add(key)
+        self.deltas.pop(key, None)
+        self.modified = True
+
+    def increment(self, key: str, by: int = 1) -> int:
+        """Add `by` to the number under `key` (0 when missing); returns the new
+        value as this request sees it. Saved as a delta, applied to the value
+        as stored at save time: parallel requests' increments all count."""
+        value: int = self.data.get(key, 0) + by
+        self.data[key] = value
+        if key not in self.changed or key in self.deltas:
+            self.deltas[key] = self.deltas.get(key, 0) + by
+        self.changed.add(key)
+        self.modified = True
+        return value
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop `keys` from this request's view without changing the store
+        (they were already removed there, see `sessions.deps.claim`)."""
+        for key in keys:
+            self.data.pop(key, None)
+            self.changed.discard(key)
+            self.deltas.pop(key, None)
+
+    def changes(self) -> dict[str, Any]:
+        """The keys this request changed: set (with their values), deleted
+        (`DELETED`) or incremented (`Increment`)."""
+        return {
+            key: Increment(self.deltas[key]) if key in self.deltas else self.data.get(key, DELETED)
+            for key in self.changed
+        }
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)

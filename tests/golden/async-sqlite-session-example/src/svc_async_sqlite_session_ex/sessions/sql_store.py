@@ -1,0 +1,139 @@
+"""Sessions in a SQL table, written inside the request's own transaction:
+the session change and the data change commit, or roll back, together."""
+
+from dataclasses import asdict
+from typing import Any, cast
+
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    Select,
+    Table,
+    bindparam,
+    case,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as upsert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from svc_async_sqlite_session_ex.models import RateLimit, SessionRecord
+from svc_async_sqlite_session_ex.sessions.session import SessionState, apply_changes
+
+_table = cast(Table, SessionRecord.__table__)
+_limits = cast(Table, RateLimit.__table__)
+
+
+def _live_session(key: Column[str]) -> Select[Any]:
+    return select(_table).where(key == bindparam("key"), _table.c.expires_at > bindparam("now"))
+
+
+# Session reads run on every request that uses the session. Their statements
+# are built once: building one (and its cache key) costs more CPU than
+# executing it.
+_BY_ID = _live_session(_table.c.id)
+
+
+class SessionStore:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def _fetch(self, statement: Select[Any], key: str, now: float) -> SessionState | None:
+        result = await self.db.execute(statement, {"key": key, "now": now})
+        row = result.mappings().first()
+        return SessionState(**row) if row is not None else None
+
+    async def get(self, session_id: str, now: float) -> SessionState | None:
+        """The live session with this id, or None (unknown or expired)."""
+        return await self._fetch(_BY_ID, session_id, now)
+
+    async def add(self, state: SessionState) -> None:
+        await self.db.execute(insert(_table).values(asdict(state)))
+
+    async def update(
+        self,
+        session_id: str,
+        fields: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> None:
+        """Set `fields` (columns), and merge `changes` (see `Session.changes`)
+        onto the data as stored now, read under a row lock until the commit:
+        a concurrent request's changes to other keys are kept. A session
+        deleted meanwhile (logged out) stays deleted."""
+        values = dict(fields)
+        if changes:
+            result = await self.db.execute(
+                select(_table.c.data).where(_table.c.id == session_id).with_for_update()
+            )
+            data = result.scalar_one_or_none()
+            if data is None:
+                return
+            values["data"] = apply_changes(data, changes)
+        await self.db.execute(update(_table).where(_table.c.id == session_id).values(values))
+
+    async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
+        """Remove the data keys starting with `prefix` from the session as
+        stored now, and return them. The row stays locked until the commit, so
+        of concurrent takes one gets the keys and the others find them gone."""
+        result = await self.db.execute(
+            select(_table.c.data).where(_table.c.id == session_id).with_for_update()
+        )
+        data = result.scalar_one_or_none() or {}
+        taken = {key: value for key, value in data.items() if key.startswith(prefix)}
+        if taken:
+            rest = {key: value for key, value in data.items() if key not in taken}
+            statement = update(_table).where(_table.c.id == session_id).values(data=rest)
+            await self.db.execute(statement)
+        return taken
+
+    async def delete(self, session_id: str) -> None:
+        await self.db.execute(delete(_table).where(_table.c.id == session_id))
+
+    async def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
+        result = await self.db.execute(
+            select(_table)
+            .where(_table.c.user_id == user_id, _table.c.expires_at > now)
+            .order_by(_table.c.created_at)
+        )
+        return [SessionState(**row) for row in result.mappings()]
+
+    async def delete_for_user(self, user_id: int) -> None:
+        await self.db.execute(delete(_table).where(_table.c.user_id == user_id))
+
+    async def hit(self, key: str, window: int, now: float) -> int:
+        """Count one event under `key`; returns the count in its current window
+        (one atomic upsert: concurrent hits are all counted)."""
+        expired = _limits.c.resets_at <= now
+        statement = upsert(_limits).values(name=key, hits=1, resets_at=now + window)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_limits.c.name],
+            set_={
+                "hits": case((expired, 1), else_=_limits.c.hits + 1),
+                "resets_at": case((expired, now + window), else_=_limits.c.resets_at),
+            },
+        )
+        result = await self.db.execute(statement.returning(_limits.c.hits))
+        hits: int = result.scalar_one()
+        return hits
+
+    async def count(self, key: str, now: float) -> tuple[int, float]:
+        """The events counted under `key` in its current window, and when it ends."""
+        result = await self.db.execute(
+            select(_limits.c.hits, _limits.c.resets_at).where(
+                _limits.c.name == key, _limits.c.resets_at > now
+            )
+        )
+        row = result.first()
+        return (row.hits, row.resets_at) if row is not None else (0, now)
+
+    async def clear(self, key: str) -> None:
+        await self.db.execute(delete(_limits).where(_limits.c.name == key))
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete expired sessions, and rate-limit windows that ended; returns
+        how many sessions went."""
+        await self.db.execute(delete(_limits).where(_limits.c.resets_at <= now))
+        result = await self.db.execute(delete(_table).where(_table.c.expires_at <= now))
+        return cast(CursorResult[Any], result).rowcount

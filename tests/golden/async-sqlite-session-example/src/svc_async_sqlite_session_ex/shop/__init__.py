@@ -1,0 +1,2 @@
+"""The shop example: products in the database, a cart in the session, and
+orders that change both in one unit of work."""

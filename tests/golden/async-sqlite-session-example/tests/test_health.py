@@ -1,0 +1,31 @@
+from pathlib import Path
+
+import pytest
+from httpx import AsyncClient
+
+from .conftest import AppFactory, ClientFactory
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_health_ok(client: AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "sessions": "ok"}
+
+
+async def test_health_reports_an_unreachable_database(
+    make_app: AppFactory, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no such directory" / "app.db"
+    app = await make_app(database_url=f"sqlite:///{missing}")
+    client = await make_client(app)
+    response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+    assert response.json()["status"] == "unavailable"
+    # A route that needs the database answers 503 JSON, not a 500.
+    body = {"email": "nobody@example.com", "password": "correct horse"}
+    response = await client.post("/auth/register", json=body)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Database unavailable"}

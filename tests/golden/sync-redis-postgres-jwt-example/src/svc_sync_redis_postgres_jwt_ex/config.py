@@ -1,0 +1,102 @@
+"""Settings, read from the environment (and a `.env` file) by pydantic-settings."""
+
+import secrets
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DRIVER = "postgresql+psycopg"
+DEFAULT_DATABASE_URL = f"{DRIVER}://postgres:postgres@127.0.0.1:5432/app"
+
+
+def normalize_database_url(url: str) -> str:
+    """Give a plain `postgresql://` URL the driver this sync service needs."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
+    if parsed.drivername != DRIVER:
+        msg = f"DATABASE_URL uses {parsed.drivername!r}; this service needs {DRIVER!r}"
+        raise ValueError(msg)
+    return url
+
+
+# HMAC-SHA256 keys shorter than the hash give less than its strength.
+MIN_SECRET_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Every setting comes from an environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "prod"] = "prod"
+    # Serve /docs, /redoc and /openapi.json; unset: everywhere but in prod.
+    api_docs: bool | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    # Connections kept per process: one per thread that runs routes (anyio's
+    # 40). Fewer could deadlock: threads waiting for a connection would hold
+    # every thread that the commits returning connections need.
+    database_pool_size: int = Field(default=40, gt=0)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every session key starts with this, so several services can share a Redis.
+    redis_prefix: str = "svc_sync_redis_postgres_jwt_ex:"
+    # Comma-separated: the first key signs, every key verifies (rotation).
+    secret_key: Annotated[list[str], NoDecode] = []
+    session_idle_timeout: int = Field(default=1800, gt=0)
+    session_absolute_timeout: int = Field(default=43200, gt=0)
+    access_token_lifetime: int = Field(default=900, gt=0)
+    # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
+    max_body_size: int = Field(default=1_048_576, gt=0)
+    session_max_size: int = Field(default=16_384, gt=0)
+    # Failed logins allowed per account, and per client address, in each window.
+    login_attempts_per_account: int = Field(default=5, gt=0)
+    login_attempts_per_client: int = Field(default=50, gt=0)
+    login_attempts_window: int = Field(default=900, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _require_secret_key(self) -> "Settings":
+        if self.environment == "prod":
+            if not self.secret_key:
+                msg = "SECRET_KEY is required when ENVIRONMENT is prod"
+                raise ValueError(msg)
+            if any(len(key.encode()) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
+                msg = f"every SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                raise ValueError(msg)
+        elif not self.secret_key:
+            # dev and test: a throwaway key, valid for this process only.
+            self.secret_key = [secrets.token_urlsafe(32)]
+        return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment != "prod"
+
+
+def get_settings(request: Request) -> Settings:
+    """The application's settings, loaded once by `main.create_app`."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def settings_dependency(request: Request) -> Settings:
+    """`get_settings` for `Depends`: `async`, since FastAPI runs a plain `def`
+    dependency in a worker thread, a costly hop for no I/O."""
+    return get_settings(request)
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]

@@ -1,0 +1,136 @@
+"""The session dependency: loaded when a route asks, saved before the commit."""
+
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordBearer
+from redis import Redis
+
+from svc_sync_redis_postgres_jwt_ex.auth.tokens import decode_access_token
+from svc_sync_redis_postgres_jwt_ex.config import Settings, get_settings
+from svc_sync_redis_postgres_jwt_ex.db import DbSession
+from svc_sync_redis_postgres_jwt_ex.security import CONTENT_TOO_LARGE, mark_session_used
+from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import SessionStore
+from svc_sync_redis_postgres_jwt_ex.sessions.session import (
+    Session,
+    SessionState,
+    data_size,
+    hash_token,
+)
+
+
+# The store makes no call when created: `async`, so FastAPI runs it in the
+# event loop, not in a worker thread.
+async def get_store(request: Request) -> SessionStore:
+    """This request's view of the Redis session store (it journals writes)."""
+    settings = get_settings(request)
+    redis: Redis = request.app.state.redis
+    return SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
+
+
+SessionStoreDep = Annotated[SessionStore, Depends(get_store, scope="function")]
+
+# Reads `Authorization: Bearer`, and gives the API docs their Authorize button.
+bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def get_session(
+    request: Request,
+    db: DbSession,
+    store: SessionStoreDep,
+    access_token: Annotated[str | None, Depends(bearer)],
+) -> Iterator[Session]:
+    """Load the session named by the bearer token's `sid` (one store read),
+    and save it afterwards.
+
+    Every authenticated request reads its session, so a logged-out or revoked
+    session stops its access tokens at once. The save runs inside the
+    request's database transaction, before `get_db` commits: if the route or
+    the commit fails, the session change is rolled back with the data.
+    """
+    settings = get_settings(request)
+    mark_session_used(request)
+    session = Session()
+    claims = decode_access_token(access_token, settings) if access_token else None
+    if claims is not None:
+        state = store.get_by_handle(claims.sid, time.time())
+        if state is not None and state.user_id == claims.user_id:
+            session.attach(state)
+    # Redis is outside the transaction: save the session first, then commit,
+    # and put the session back as it was if the route or the commit fails.
+    try:
+        yield session
+        save_session(session, store, settings, time.time())
+        if db.in_transaction():
+            db.commit()
+    except BaseException:
+        store.rollback()
+        raise
+
+
+def save_session(
+    session: Session,
+    store: SessionStore,
+    settings: Settings,
+    now: float,
+) -> None:
+    """Write what the request changed, and nothing when nothing changed.
+
+    An unchanged session is rewritten only to extend its idle expiry, and at
+    most once per tenth of the idle timeout. Data over `SESSION_MAX_SIZE` is
+    refused with 413 before anything is written.
+    """
+    old = session.state
+    if session.changed and data_size(session.data) > settings.session_max_size:
+        raise HTTPException(CONTENT_TOO_LARGE, "Session data too large")
+    if session.destroyed:
+        if old is not None:
+            store.delete(old.id)
+    elif session.next_token is not None or (old is None and session.modified):
+        if old is not None:
+            store.delete(old.id)
+        token, handle = session.pending_id()
+        store.add(
+            SessionState(
+                id=hash_token(token),
+                handle=handle,
+                user_id=session.user_id,
+                refresh_hash=session.refresh_hash,
+                data=session.data,
+                created_at=now,
+                last_seen=now,
+                expires_at=now
+                + min(settings.session_idle_timeout, settings.session_absolute_timeout),
+            )
+        )
+    elif old is not None and (
+        session.modified or now - old.last_seen >= settings.session_idle_timeout / 10
+    ):
+        fields: dict[str, Any] = {
+            "last_seen": now,
+            "expires_at": min(
+                now + settings.session_idle_timeout,
+                old.created_at + settings.session_absolute_timeout,
+            ),
+        }
+        if session.refresh_hash != old.refresh_hash:
+            fields["refresh_hash"] = session.refresh_hash
+        # Only what this request changed: a concurrent request's changes stay.
+        store.update(old.id, fields, session.changes())
+
+
+def claim(session: Session, store: SessionStore, prefix: str) -> dict[str, Any]:
+    """Take the session's data keys starting with `prefix`, as stored now,
+    out of the session: of concurrent requests claiming them (a double-
+    submitted order), one gets them and the others get nothing. If the
+    request fails, they are put back."""
+    if session.state is None:
+        return {}
+    taken = store.take(session.state.id, prefix)
+    session.forget([key for key in session.data if key.startswith(prefix)])
+    return taken
+
+
+CurrentSession = Annotated[Session, Depends(get_session, scope="function")]

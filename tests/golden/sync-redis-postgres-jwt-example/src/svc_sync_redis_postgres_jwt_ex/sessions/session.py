@@ -1,0 +1,190 @@
+"""The request's server-side session: what routes read and change."""
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class SessionState:
+    """One stored session.
+    `handle` names the session in the access token's `sid` claim (tokens are
+    signed, so it cannot be forged); `id`, the store's key, is the SHA-256 of
+    a random token that never leaves the server.
+    """
+
+    id: str
+    handle: str
+    user_id: int | None
+    # SHA-256 of the one refresh token that is currently valid.
+    refresh_hash: str | None
+    data: dict[str, Any]
+    created_at: float
+    last_seen: float
+    expires_at: float
+
+
+# The value of a key deleted by a request, in `Session.changes()`.
+DELETED: Any = object()
+
+
+@dataclass(frozen=True)
+class Increment:
+    """A change that adds `by` to a key's number as stored at save time (a
+    missing key counts as 0), in `Session.changes()`: concurrent increments
+    of one key all count."""
+
+    by: int
+
+
+def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `changes` (from `Session.changes()`) applied."""
+    merged = dict(data)
+    for key, value in changes.items():
+        if value is DELETED:
+            merged.pop(key, None)
+        elif isinstance(value, Increment):
+            merged[key] = merged.get(key, 0) + value.by
+        else:
+            merged[key] = value
+    return merged
+
+
+def data_size(data: dict[str, Any]) -> int:
+    """Bytes the data takes as stored (compact JSON)."""
+    return len(json.dumps(data, separators=(",", ":")).encode())
+
+
+def new_token() -> str:
+    """A session id: 256 bits from the operating system's CSPRNG."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Session(MutableMapping[str, Any]):
+    """The session of one request, loaded from the store when a route asks.
+
+    Reading costs nothing beyond that one load; writing marks the session
+    modified, and the unit of work (`sessions.deps.get_session`) saves it
+    once, just before the database transaction commits. Assign a value again
+    after changing it in place: changes inside a nested list or dict are not
+    tracked. Concurrent requests on one session merge key by key: changes to
+    different keys are all kept, and for one key the last save wins, except
+    for `increment()`, whose deltas all add up.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
+        # The stored session, as loaded; None for a new session.
+        self.state: SessionState | None = None
+        self.data: dict[str, Any] = {}
+        self.user_id: int | None = None
+        self.refresh_hash: str | None = None
+        # The id and handle the session moves to when saved (see `cycle_id`).
+        self.next_token: str | None = None
+        self.next_handle: str | None = None
+        self.modified = False
+        # Keys this request set or deleted: only these are saved, merged onto
+        # the data as stored then, so concurrent requests that change other
+        # keys of the same session keep their changes.
+        self.changed: set[str] = set()
+        # Of those, the keys changed only by `increment()`, with their sum.
+        self.deltas: dict[str, int] = {}
+        self.destroyed = False
+
+    def attach(self, state: SessionState | None) -> None:
+        """Install what the store holds for this request's token."""
+        self.state = state
+        if state is not None:
+            self.data = dict(state.data)
+            self.user_id = state.user_id
+            self.refresh_hash = state.refresh_hash
+
+    @property
+    def is_new(self) -> bool:
+        return self.state is None
+
+    @property
+    def handle(self) -> str | None:
+        """The public name of the session (never its secret id)."""
+        if self.next_handle is not None:
+            return self.next_handle
+        return self.state.handle if self.state is not None else None
+
+    def login(self, user_id: int) -> None:
+        """Start a login session for the user, under a fresh id and handle."""
+        self.user_id = user_id
+        self.cycle_id()
+
+    def cycle_id(self) -> None:
+        """Move the session to a new id; the old id dies when it is saved."""
+        self.next_token = self.next_handle = None
+        self.pending_id()
+        self.modified = True
+
+    def pending_id(self) -> tuple[str, str]:
+        """The (token, handle) the session moves to when saved, chosen on first ask."""
+        if self.next_token is None or self.next_handle is None:
+            self.next_token, self.next_handle = new_token(), secrets.token_urlsafe(12)
+        return self.next_token, self.next_handle
+
+    def destroy(self) -> None:
+        """Delete the session from the store and expire the client's cookie."""
+        self.destroyed = True
+        self.data = {}
+        self.user_id = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.changed.add(key)
+        self.deltas.pop(key, None)
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+        self.changed.add(key)
+        self.deltas.pop(key, None)
+        self.modified = True
+
+    def increment(self, key: str, by: int = 1) -> int:
+        """Add `by` to the number under `key` (0 when missing); returns the new
+        value as this request sees it. Saved as a delta, applied to the value
+        as stored at save time: parallel requests' increments all count."""
+        value: int = self.data.get(key, 0) + by
+        self.data[key] = value
+        if key not in self.changed or key in self.deltas:
+            self.deltas[key] = self.deltas.get(key, 0) + by
+        self.changed.add(key)
+        self.modified = True
+        return value
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop `keys` from this request's view without changing the store
+        (they were already removed there, see `sessions.deps.claim`)."""
+        for key in keys:
+            self.data.pop(key, None)
+            self.changed.discard(key)
+            self.deltas.pop(key, None)
+
+    def changes(self) -> dict[str, Any]:
+        """The keys this request changed: set (with their values), deleted
+        (`DELETED`) or incremented (`Increment`)."""
+        return {
+            key: Increment(self.deltas[key]) if key in self.deltas else self.data.get(key, DELETED)
+            for key in self.changed
+        }
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)

@@ -1,0 +1,31 @@
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import make_url
+
+from .conftest import AppFactory, ClientFactory
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_health_ok(client: AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "sessions": "ok"}
+
+
+async def test_health_reports_an_unreachable_database(
+    make_app: AppFactory, make_client: ClientFactory, database_url: str
+) -> None:
+    # Nothing listens on port 1 of this machine.
+    unreachable = make_url(database_url).set(port=1)
+    app = await make_app(database_url=unreachable.render_as_string(hide_password=False))
+    client = await make_client(app)
+    response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+    assert response.json()["status"] == "unavailable"
+    # A route that needs the database answers 503 JSON, not a 500.
+    body = {"email": "nobody@example.com", "password": "correct horse"}
+    response = await client.post("/auth/register", json=body)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Database unavailable"}

@@ -1,0 +1,527 @@
+"""The rules of SECURITY.md, each proven here (or in the test SECURITY.md names)."""
+
+import asyncio
+import base64
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jwt
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+from pydantic import ValidationError
+from starlette.types import Message
+
+from svc_sync_redis_postgres_jwt_ex.auth.accounts import disable_user
+from svc_sync_redis_postgres_jwt_ex.auth.tokens import key_id
+from svc_sync_redis_postgres_jwt_ex.config import Settings
+from svc_sync_redis_postgres_jwt_ex.db import DbSession
+from svc_sync_redis_postgres_jwt_ex.models import User
+from svc_sync_redis_postgres_jwt_ex.sessions.deps import CurrentSession, SessionStoreDep
+from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import SessionStore
+
+from .conftest import (
+    ROOT,
+    TEST_KEY,
+    AppFactory,
+    ClientFactory,
+    SessionProbe,
+    login,
+    register,
+)
+from .test_shop import add_product, add_to_cart
+
+pytestmark = pytest.mark.anyio
+NEW_KEY = "the-next-secret-key-0123456789abcdefghijklmnopqrstu"
+PASSWORD = "correct horse"
+
+
+def add_test_routes(app: FastAPI) -> None:
+    """Routes of the tests' own: write, read and delete the session, fail after using it."""
+
+    @app.post("/test/session")
+    def write(values: dict[str, Any], session: CurrentSession) -> dict[str, Any]:
+        for key, value in values.items():
+            session[key] = value
+        return dict(session)
+
+    @app.get("/test/session")
+    def read(session: CurrentSession) -> dict[str, Any]:
+        return dict(session)
+
+    @app.post("/test/destroy", status_code=204)
+    def destroy(session: CurrentSession) -> None:
+        session.destroy()
+
+    @app.get("/test/error")
+    def error(session: CurrentSession) -> None:
+        raise RuntimeError("a bug in a route that used the session")
+
+    @app.post("/test/disable/{user_id}", status_code=204)
+    def disable(user_id: int, db: DbSession, store: SessionStoreDep) -> None:
+        user = db.get(User, user_id)
+        assert user is not None
+        disable_user(user, store)
+
+
+@pytest.fixture
+async def test_app(app: FastAPI) -> FastAPI:
+    add_test_routes(app)
+    return app
+
+
+async def make_test_app(make_app: AppFactory, **overrides: Any) -> FastAPI:
+    app = await make_app(**overrides)
+    add_test_routes(app)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def client_at(app: FastAPI, address: str) -> AsyncIterator[AsyncClient]:
+    """A client calling from another address."""
+    transport = ASGITransport(app, client=(address, 50000))
+    async with AsyncClient(transport=transport, base_url="https://testserver") as client:
+        yield client
+
+
+async def raw_get(app: FastAPI, path: str, headers: list[tuple[bytes, bytes]]) -> Message:
+    """Call the app with header bytes no HTTP client would send; returns the
+    `http.response.start` message."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 443),
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]
+
+
+async def signed_in(client: AsyncClient, email: str = "ada@example.com") -> dict[str, Any]:
+    await register(client, email)
+    return await login(client, email)
+
+
+async def attempt(client: AsyncClient, email: str, password: str) -> Response:
+    return await client.post("/auth/token", data={"username": email, "password": password})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claims_of(access_token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(access_token, options={"verify_signature": False})
+    return claims
+
+
+def forge(claims: dict[str, Any], key: str = TEST_KEY) -> str:
+    return jwt.encode(claims, key, algorithm="HS256", headers={"kid": key_id(key)})
+
+
+# --------------------------------------------------------------------- 1. session ids
+
+
+async def test_refresh_secrets_have_256_random_bits_and_never_repeat(
+    client: AsyncClient, make_client: ClientFactory
+) -> None:
+    await register(client, "ada@example.com")
+    secrets = set()
+    for _ in range(10):
+        tokens = await login(await make_client(), "ada@example.com")
+        secret = tokens["refresh_token"].partition(".")[2]
+        assert len(base64.urlsafe_b64decode(secret + "=")) == 32
+        secrets.add(secret)
+    assert len(secrets) == 10
+
+
+async def test_a_validly_signed_token_for_a_session_never_issued_is_refused(
+    client: AsyncClient,
+) -> None:
+    tokens = await signed_in(client)
+    forged = forge(claims_of(tokens["access_token"]) | {"sid": "never-issued-handle"})
+    assert (await client.get("/auth/me", headers=bearer(forged))).status_code == 401
+
+
+# --------------------------------------------------------------------- 1. transport
+
+
+async def test_the_token_is_never_read_from_the_query_string_or_body(
+    client: AsyncClient, make_client: ClientFactory
+) -> None:
+    tokens = await signed_in(client)
+    thief = await make_client()
+    query = await thief.get("/auth/me", params={"access_token": tokens["access_token"]})
+    assert query.status_code == 401
+    form = await thief.request("GET", "/auth/me", data={"access_token": tokens["access_token"]})
+    assert form.status_code == 401
+
+
+async def test_session_secrets_reach_no_log_header_or_error_body(
+    test_app: FastAPI, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = await make_client(raise_app_exceptions=False)
+    tokens = await signed_in(client)
+    secrets = [tokens["access_token"], tokens["refresh_token"].partition(".")[2]]
+    responses = [
+        await client.get("/test/session"),
+        await client.post("/test/session", json={"n": 2}),
+        await client.get("/test/error"),
+    ]
+    assert responses[-1].status_code == 500
+    assert "a bug in a route" in caplog.text, "the failure was logged"
+    for secret in secrets:
+        assert secret not in caplog.text
+        for response in responses:
+            assert secret not in response.text
+            assert not any(
+                secret in value for name, value in response.headers.items() if name != "set-cookie"
+            )
+
+
+async def test_responses_that_use_the_session_are_not_cached(
+    test_app: FastAPI, client: AsyncClient
+) -> None:
+    assert "cache-control" not in (await client.get("/health")).headers
+    tokens = await signed_in(client)
+    responses = [
+        await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+        await client.get("/auth/me"),
+        await client.get("/test/session"),
+        await attempt(client, "ada@example.com", PASSWORD),
+    ]
+    for response in responses:
+        assert response.status_code < 300, response.text
+        assert response.headers["cache-control"] == "no-store"
+
+
+ODD_VALUES = [
+    b'"' + b"a" * 43 + b'"',
+    b"a" * 100_000,
+    b"x\r\nSet-Cookie: injected=1",
+    b"a" * 43 + b"." + b"\xff" * 43,
+    b'\\";,=' * 20,
+    b"\x00\x01\x7f",
+]
+
+
+@pytest.mark.parametrize(
+    "value", ODD_VALUES, ids=["quoted", "huge", "crlf", "non-ascii", "punctuation", "control"]
+)
+async def test_odd_tokens_are_refused_without_a_500_or_injected_headers(
+    test_app: FastAPI, value: bytes
+) -> None:
+    header = (b"authorization", b"Bearer " + value)
+    start = await raw_get(test_app, "/auth/me", [header])
+    assert start["status"] == 401
+    for _name, header_value in start["headers"]:
+        assert b"\r" not in header_value
+        assert b"\n" not in header_value
+        assert b"injected" not in header_value
+
+
+# --------------------------------------------------------------------- 1. ending sessions
+
+
+async def test_changing_the_password_renews_this_session_and_ends_the_others(
+    client: AsyncClient, make_client: ClientFactory
+) -> None:
+    first = await signed_in(client)
+    other = await make_client()
+    await login(other, "ada@example.com")
+    change = {"current_password": PASSWORD, "new_password": "a brand new horse"}
+    response = await client.post("/auth/password", json=change)
+    assert response.status_code == 200
+    renewed = response.json()
+    assert claims_of(renewed["access_token"])["sid"] != claims_of(first["access_token"])["sid"]
+    me = await client.get("/auth/me", headers=bearer(renewed["access_token"]))
+    assert me.status_code == 200
+    assert (await client.get("/auth/me")).status_code == 401, "the old access token"
+    assert (await other.get("/auth/me")).status_code == 401
+    refresh = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert refresh.status_code == 401
+    assert (await attempt(await make_client(), "ada@example.com", PASSWORD)).status_code == 401
+    await login(await make_client(), "ada@example.com", "a brand new horse")
+
+
+async def test_a_wrong_current_password_changes_nothing(
+    client: AsyncClient, make_client: ClientFactory
+) -> None:
+    await signed_in(client)
+    other = await make_client()
+    await login(other, "ada@example.com")
+    change = {"current_password": "not my password", "new_password": "a brand new horse"}
+    assert (await client.post("/auth/password", json=change)).status_code == 403
+    assert (await client.get("/auth/me")).status_code == 200
+    assert (await other.get("/auth/me")).status_code == 200
+
+
+async def test_a_disabled_user_loses_every_session_and_cannot_log_in(
+    test_app: FastAPI, client: AsyncClient, make_client: ClientFactory, probe: SessionProbe
+) -> None:
+    await signed_in(client)
+    user_id = (await client.get("/auth/me")).json()["id"]
+    other = await make_client()
+    await login(other, "ada@example.com")
+    bystander = await make_client()
+    await signed_in(bystander, "bob@example.com")
+    assert (await (await make_client()).post(f"/test/disable/{user_id}")).status_code == 204
+    assert [state for state in await probe.states() if state.user_id == user_id] == []
+    assert (await client.get("/auth/me")).status_code == 401
+    assert (await other.get("/auth/me")).status_code == 401
+    assert (await attempt(await make_client(), "ada@example.com", PASSWORD)).status_code == 401
+    assert (await bystander.get("/auth/me")).status_code == 200
+
+
+# --------------------------------------------------------------------- 3. JWT
+
+
+async def test_a_token_whose_kid_names_another_key_is_refused(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    client = await make_client(await make_app(secret_key=[NEW_KEY, TEST_KEY]))
+    claims = claims_of((await signed_in(client))["access_token"])
+    mismatched = jwt.encode(claims, NEW_KEY, algorithm="HS256", headers={"kid": key_id(TEST_KEY)})
+    no_kid = jwt.encode(claims, NEW_KEY, algorithm="HS256")
+    for token in (mismatched, no_kid):
+        assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
+    assert (await client.get("/auth/me", headers=bearer(forge(claims, NEW_KEY)))).status_code == 200
+
+
+async def test_claims_are_all_required_and_iat_may_not_be_in_the_future(
+    client: AsyncClient,
+) -> None:
+    claims = claims_of((await signed_in(client))["access_token"])
+    refused = [forge(claims | {"iat": int(time.time()) + 3600}), forge(claims | {"typ": "refresh"})]
+    refused += [forge({k: v for k, v in claims.items() if k != name}) for name in claims]
+    for token in refused:
+        assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
+    assert (await client.get("/auth/me", headers=bearer(forge(claims)))).status_code == 200
+
+
+async def test_an_access_token_is_no_refresh_token(client: AsyncClient) -> None:
+    tokens = await signed_in(client)
+    response = await client.post("/auth/refresh", json={"refresh_token": tokens["access_token"]})
+    assert response.status_code in (401, 422)
+    assert (await client.get("/auth/me")).status_code == 200
+
+
+async def test_refresh_tokens_end_with_the_login_sessions_absolute_lifetime(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    app = await make_app(session_absolute_timeout=2, session_idle_timeout=60)
+    client = await make_client(app)
+    tokens = await signed_in(client)
+    await asyncio.sleep(1)
+    response = await client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert response.status_code == 200
+    await asyncio.sleep(1.2)
+    again = await client.post(
+        "/auth/refresh", json={"refresh_token": response.json()["refresh_token"]}
+    )
+    assert again.status_code == 401
+
+
+# --------------------------------------------------------------------- 3-4. SECRET_KEY
+
+
+def test_production_refuses_a_missing_or_short_secret_key(settings: Settings) -> None:
+    base = settings.model_dump()
+    for bad in ([], ["x" * 31], [NEW_KEY, "short"]):
+        with pytest.raises(ValidationError):
+            Settings.model_validate(base | {"environment": "prod", "secret_key": bad})
+    keys = f"{NEW_KEY},{TEST_KEY}"
+    prod = Settings.model_validate(base | {"environment": "prod", "secret_key": keys})
+    assert prod.secret_key == [NEW_KEY, TEST_KEY]
+    assert Settings.model_validate(base | {"secret_key": ["short"]}).environment == "test"
+
+
+# --------------------------------------------------------------------- 5. failed logins
+
+
+async def test_failed_logins_are_limited_per_account(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    app = await make_app(login_attempts_per_account=3)
+    client = await make_client(app)
+    await register(client, "ada@example.com")
+    await register(client, "bob@example.com")
+    for email in ("ada@example.com", "ada@example.com", "ADA@Example.com"):
+        assert (await attempt(client, email, "wrong password")).status_code == 401
+    limited = await attempt(client, "ada@example.com", PASSWORD)
+    assert limited.status_code == 429, "even with the right password"
+    assert 1 <= int(limited.headers["retry-after"]) <= 900
+    async with client_at(app, "192.0.2.7") as elsewhere:
+        assert (await attempt(elsewhere, "ada@example.com", PASSWORD)).status_code == 429
+    assert (await attempt(client, "bob@example.com", PASSWORD)).status_code == 200
+
+
+async def test_failed_logins_are_limited_per_client_address(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    app = await make_app(login_attempts_per_client=3)
+    client = await make_client(app)
+    await register(client, "ada@example.com")
+    for name in ("eve", "mallory", "trent"):
+        assert (await attempt(client, f"{name}@example.com", PASSWORD)).status_code == 401
+    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
+    async with client_at(app, "192.0.2.7") as elsewhere:
+        assert (await attempt(elsewhere, "ada@example.com", PASSWORD)).status_code == 200
+
+
+async def test_the_login_limit_holds_across_worker_processes(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """Two apps on one store stand for two workers: the count is in the store."""
+    first = await make_client(await make_app(login_attempts_per_account=3))
+    second = await make_client(await make_app(login_attempts_per_account=3))
+    await register(first, "ada@example.com")
+    for client in (first, second, first):
+        assert (await attempt(client, "ada@example.com", "wrong password")).status_code == 401
+    assert (await attempt(second, "ada@example.com", PASSWORD)).status_code == 429
+
+
+async def test_the_login_limit_never_locks_the_user_out_for_good(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    app = await make_app(login_attempts_per_account=2, login_attempts_window=1)
+    client = await make_client(app)
+    await register(client, "ada@example.com")
+    for _ in range(2):
+        assert (await attempt(client, "ada@example.com", "wrong password")).status_code == 401
+    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
+    await asyncio.sleep(1.2)
+    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 200
+    # A successful login starts the account's count again.
+    assert (await attempt(client, "ada@example.com", "wrong password")).status_code == 401
+    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 200
+
+
+# --------------------------------------------------------------------- 5. size caps
+
+
+async def test_request_bodies_over_the_cap_get_413_and_store_nothing(
+    make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = await make_test_app(make_app, max_body_size=1000)
+    probe = SessionProbe(app, monkeypatch)
+    client = await make_client(app)
+    declared = await client.post("/test/session", json={"blob": "x" * 2000})
+    assert declared.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:
+        """Streamed without Content-Length."""
+        yield b'{"blob": "'
+        for _ in range(20):
+            yield b"x" * 100
+        yield b'"}'
+
+    streamed = await client.post(
+        "/test/session", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert await probe.states() == []
+    assert (await client.post("/test/session", json={"blob": "x" * 900})).status_code == 200
+
+
+async def test_session_data_over_the_cap_gets_413_and_is_not_stored(
+    make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = await make_test_app(make_app, session_max_size=1000)
+    probe = SessionProbe(app, monkeypatch)
+    client = await make_client(app)
+    await signed_in(client)
+    assert (await client.post("/test/session", json={"small": "x"})).status_code == 200
+    big = await client.post("/test/session", json={"blob": "x" * 1000})
+    assert big.status_code == 413
+    assert "set-cookie" not in big.headers
+    assert [state.data for state in await probe.states()] == [{"small": "x"}]
+
+
+# --------------------------------------------------------------------- 6. parallel requests
+
+
+def hold_session_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the next two requests both load the session before either saves it."""
+    barrier = threading.Barrier(2, timeout=30)
+    load = SessionStore.get_by_handle
+
+    def load_then_wait(store: SessionStore, key: str, now: float) -> Any:
+        state = load(store, key, now)
+        barrier.wait()
+        return state
+
+    monkeypatch.setattr(SessionStore, "get_by_handle", load_then_wait)
+
+
+async def test_concurrent_requests_changing_different_keys_keep_both(
+    test_app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await signed_in(client)
+    await client.post("/test/session", json={"start": 0})
+    hold_session_loads(monkeypatch)
+    await asyncio.gather(
+        client.post("/test/session", json={"a": 1}),
+        client.post("/test/session", json={"b": 2}),
+    )
+    monkeypatch.undo()
+    assert (await client.get("/test/session")).json() == {"start": 0, "a": 1, "b": 2}
+
+
+async def test_concurrent_cart_additions_are_all_kept(
+    shopper: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    teapot, cup = await add_product(shopper), await add_product(shopper)
+    await shopper.get("/cart")
+    hold_session_loads(monkeypatch)
+    await asyncio.gather(add_to_cart(shopper, teapot, 1), add_to_cart(shopper, cup, 2))
+    monkeypatch.undo()
+    items = (await shopper.get("/cart")).json()["items"]
+    expected = sorted([(teapot, 1), (cup, 2)])
+    assert sorted((item["product_id"], item["quantity"]) for item in items) == expected
+
+
+async def test_a_session_deleted_meanwhile_is_not_brought_back(
+    test_app: FastAPI, client: AsyncClient, probe: SessionProbe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await signed_in(client)
+    await client.post("/test/session", json={"start": 0})
+    hold_session_loads(monkeypatch)
+    await asyncio.gather(
+        client.post("/test/session", json={"a": 1}),
+        client.post("/test/destroy"),
+    )
+    monkeypatch.undo()
+    assert await probe.states() == []
+
+
+# --------------------------------------------------------------------- SECURITY.md
+
+
+def test_security_md_names_only_tests_that_exist() -> None:
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", (ROOT / "SECURITY.md").read_text())
+    assert len(named) > 10
+    for file, name in named:
+        assert f"def {name}(" in (ROOT / "tests" / file).read_text(), f"{file}::{name}"
