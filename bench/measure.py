@@ -1,10 +1,10 @@
 """Measurement: load each route of every subject, round after round, and read the counters.
 
-Rounds are interleaved: every subject's server is up for the whole run, and round N loads every
-route of every subject before round N+1 starts, so a slow stretch of a shared machine spreads
-over all of them instead of falling on one. Each route is loaded by the load generator
-(``bench/loadgen.py``) in a process of its own on the other CPU: an untimed warm-up, then the
-counters are read, the timed window runs, and the counters are read again.
+Rounds are interleaved: round N loads every route of every subject before round N+1 starts,
+so a slow stretch of a shared machine spreads over all of them instead of falling on one.
+Each route is loaded by the load generator (``bench/loadgen.py``) in a process of its own on
+the other CPU: an untimed warm-up, then the counters are read, the timed window runs, and the
+counters are read again.
 """
 
 from __future__ import annotations
@@ -285,29 +285,34 @@ def run_all(
     loadgen_python: Path,
     workdir: Path,
 ) -> tuple[list[Row], list[Leak]]:
-    """Every subject's server up at once; `opts.rounds` interleaved rounds; leak checks."""
-    servers: list[Server] = []
-    rows: dict[str, list[Row]] = {}
+    """`opts.rounds` interleaved rounds over all subjects; the leak checks at the end.
+
+    One server runs at a time (all of them at once would hold more connections than the
+    local PostgreSQL allows): each round starts a subject's server, loads its routes and stops
+    it. The clients made by the first round's set-up are used in every round: sessions and
+    tokens live in the subject's own store and keep their secret key, so they outlive a
+    restart.
+    """
+    rows = {
+        s.name: [Row(s.name, route.name, route.kind, s.combo) for route in s.routes]
+        for s in subjects
+    }
+    clients: dict[str, list[Client]] = {}
     leaks: list[Leak] = []
-    try:
-        clients: dict[str, list[Client]] = {}
+    for round_no in range(opts.rounds):
         for subject in subjects:
-            log(f"start {subject.name}")
             server = Server(
                 subject.python,
                 subject.app,
                 subject.cwd,
                 subject.env,
-                workdir / f"{subject.name}.log",
+                workdir / f"{subject.name}-{round_no + 1}.log",
             )
-            servers.append(server)
-            server.wait_ready(subject.ready_path)
-            clients[subject.name] = subject.setup(server.port, opts.connections)
-            rows[subject.name] = [
-                Row(subject.name, route.name, route.kind, subject.combo) for route in subject.routes
-            ]
-        for round_no in range(opts.rounds):
-            for subject, server in zip(subjects, servers, strict=True):
+            try:
+                server.wait_ready(subject.ready_path)
+                if subject.name not in clients:
+                    log(f"set up {subject.name}")
+                    clients[subject.name] = subject.setup(server.port, opts.connections)
                 for row, route in zip(rows[subject.name], subject.routes, strict=True):
                     figures = run_route(
                         subject,
@@ -325,17 +330,13 @@ def run_all(
                         f"{figures.rate:.0f}/s p99 {(figures.p99_us or 0) / 1000:.1f} ms, "
                         f"failed {figures.failed}"
                     )
-        seconds = opts.rounds * (opts.duration + opts.warmup)
-        for subject, server in zip(subjects, servers, strict=True):
-            if subject.pool_check:
-                subject_rows = rows[subject.name]
-                leaks.append(
-                    leak_check(subject, server, subject_rows, redis, seconds * len(subject_rows))
-                )
-    finally:
-        for server in servers:
-            server.stop()
-    return [row for subject in subjects for row in rows.get(subject.name, [])], leaks
+                if subject.pool_check and round_no == opts.rounds - 1:
+                    subject_rows = rows[subject.name]
+                    seconds = len(subject_rows) * (opts.duration + opts.warmup)
+                    leaks.append(leak_check(subject, server, subject_rows, redis, seconds))
+            finally:
+                server.stop()
+    return [row for subject in subjects for row in rows[subject.name]], leaks
 
 
 # --------------------------------------------------------------------------- rendering

@@ -61,7 +61,7 @@ def table(rows: list[Row]) -> str:
 
 
 def leak_table(leaks: list[Leak]) -> str:
-    lines = ["leak check (after the subject's whole load):"]
+    lines = ["leak check (at the end of the subject's last round):"]
     for leak in leaks:
         verdict = "ok" if leak.ok else "FAIL"
         lines.append(
