@@ -47,6 +47,14 @@ class TinyServer:
         self.ready.set()
         self.loop.run_forever()
         server.close()
+        # End the handlers still waiting on a connection here, in their loop: left to the
+        # garbage collector, each printed an "Exception ignored ... Event loop is closed"
+        # traceback from whichever thread collected it.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
