@@ -205,6 +205,43 @@ def per_request(
     figures.new_connections = new
 
 
+def warm_up(
+    server: Server,
+    subject: Subject,
+    clients: list[Client],
+    opts: LoadOptions,
+    loadgen_python: Path,
+    workdir: Path,
+) -> None:
+    """Untimed load over all the subject's routes at once after a (re)start, so its pools
+    (database, Redis) are full before the first timed window, whichever route comes first."""
+    scenarios = [
+        [
+            {"raw": r.raw, "record": False}
+            for route in subject.routes
+            for r in route.scenario(client)
+        ]
+        for client in clients
+    ]
+    duration = max(1.0, opts.warmup)
+    spec = {
+        "port": server.port,
+        "connections": opts.connections,
+        "duration": duration,
+        "scenarios": scenarios,
+    }
+    spec_path = workdir / "warmup.json"
+    spec_path.write_text(json.dumps(spec))
+    subprocess.run(
+        [str(loadgen_python), "-m", "bench.loadgen", str(spec_path)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=pinned(LOAD_CPU),
+        timeout=duration + 120,
+    )
+
+
 def run_route(
     subject: Subject,
     server: Server,
@@ -289,9 +326,9 @@ def run_all(
 
     One server runs at a time (all of them at once would hold more connections than the
     local PostgreSQL allows): each round starts a subject's server, loads its routes and stops
-    it. The clients made by the first round's set-up are used in every round: sessions and
-    tokens live in the subject's own store and keep their secret key, so they outlive a
-    restart.
+    it, after an untimed warm-up of all its routes (`warm_up`). The clients made by the first
+    round's set-up are used in every round: sessions and tokens live in the subject's own
+    store and keep their secret key, so they outlive a restart.
     """
     rows = {
         s.name: [Row(s.name, route.name, route.kind, s.combo) for route in s.routes]
@@ -313,6 +350,7 @@ def run_all(
                 if subject.name not in clients:
                     log(f"set up {subject.name}")
                     clients[subject.name] = subject.setup(server.port, opts.connections)
+                warm_up(server, subject, clients[subject.name], opts, loadgen_python, workdir)
                 for row, route in zip(rows[subject.name], subject.routes, strict=True):
                     figures = run_route(
                         subject,
@@ -332,7 +370,7 @@ def run_all(
                     )
                 if subject.pool_check and round_no == opts.rounds - 1:
                     subject_rows = rows[subject.name]
-                    seconds = len(subject_rows) * (opts.duration + opts.warmup)
+                    seconds = opts.rounds * len(subject_rows) * (opts.duration + opts.warmup)
                     leaks.append(leak_check(subject, server, subject_rows, redis, seconds))
             finally:
                 server.stop()
