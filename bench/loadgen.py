@@ -70,6 +70,7 @@ class Result:
             "recorded_per_s": self.recorded / elapsed,
             "p50_us": self.percentile_us(0.50),
             "p99_us": self.percentile_us(0.99),
+            "max_us": max(self.latencies_ns) / 1000 if self.latencies_ns else None,
         }
 
 

@@ -20,7 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import report  # noqa: E402
+from bench.criteria import Check  # noqa: E402
 from bench.loadgen import Step, build_request, run_load  # noqa: E402
+from bench.measure import Leak, RoundFigures, Row  # noqa: E402
+from bench.run import COMBOS  # noqa: E402
+from bench.subjects import Kind  # noqa: E402
 
 pytestmark = [pytest.mark.render, pytest.mark.fast]
 
@@ -43,6 +47,14 @@ class TinyServer:
         self.ready.set()
         self.loop.run_forever()
         server.close()
+        # End the handlers still waiting on a connection here, in their loop: left to the
+        # garbage collector, each printed an "Exception ignored ... Event loop is closed"
+        # traceback from whichever thread collected it.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -101,6 +113,7 @@ def test_load_generator_counts_every_response(tiny: TinyServer) -> None:
     assert result.recorded == len(result.latencies_ns) >= result.sequences
     summary = result.summary()
     assert summary["p50_us"] is not None and summary["p99_us"] >= summary["p50_us"] > 0
+    assert summary["max_us"] >= summary["p99_us"]
     assert summary["requests_per_s"] > 0
 
 
@@ -154,67 +167,159 @@ def test_load_generator_process_handshake(tiny: TinyServer, tmp_path: Path) -> N
     assert result["failed"] == 0
 
 
-def _row(target: str, route: str, kind: str, rates: list[float], **extra: Any) -> dict[str, Any]:
+def _row(
+    subject: str,
+    route: str,
+    kind: Kind,
+    rates: list[float],
+    combo: str | None = None,
+    *,
+    p50: float = 1000.0,
+    p99: float = 3000.0,
+    max_us: float = 9000.0,
+    **extra: Any,
+) -> Row:
     rounds = [
-        {"rate": r, "p50_us": 1000.0, "p99_us": 5000.0, "failed": 0, "new_connections": 0, **extra}
-        for r in rates
+        RoundFigures(
+            rate=r,
+            requests_per_s=r,
+            p50_us=p50,
+            p99_us=p99,
+            max_us=max_us if i == 0 else max_us / 2,
+            requests=int(r),
+            failed=0,
+            statuses={"200": int(r)},
+            **extra,
+        )
+        for i, r in enumerate(rates)
     ]
-    return report.summarize({"target": target, "route": route, "kind": kind, "rounds": rounds})
+    by_id = {c.id: c for c in COMBOS}
+    return Row(subject, route, kind, by_id[combo] if combo else None, rounds)
 
 
-def test_report_medians_ratios_table_and_json(tmp_path: Path) -> None:
-    from bench.run import evaluate
+def _checks(checks: list[Check], target: str) -> list[Check]:
+    found = [c for c in checks if c.target == target]
+    assert found, f"no check for {target!r}"
+    return found
 
+
+def test_report_medians_ratios_targets_table_and_json(tmp_path: Path) -> None:
+    from bench.criteria import evaluate
+
+    # Subjects are deliberately named unlike their combination ids: the criteria must
+    # recognise a combination by its fields.
     rows = [
         _row("bare", "GET /json", "json", [4000, 5000, 4500]),
         _row("bare", "GET /docs", "nosession", [3000, 3000, 3000]),
         _row("starsessions-redis", "GET /cart", "read", [1800, 1800, 1800], redis_per_req=2.0),
-        _row("async-redis-sqlite-none-example", "GET /docs", "nosession", [2900, 2950, 3100]),
+        _row("fastapi-users-jwt", "GET /users/me", "me", [500, 500, 500]),
+        _row("fastapi-users-db", "GET /users/me", "me", [600, 600, 600]),
         _row(
+            "svc-a",
+            "GET /docs",
+            "nosession",
+            [2900, 2950, 3100],
             "async-redis-sqlite-none-example",
+            redis_per_req=0.0,
+            sql_per_req=0.0,
+        ),
+        _row(
+            "svc-a",
             "GET /cart",
             "read",
             [3000, 2000, 2500],
+            "async-redis-sqlite-none-example",
             redis_per_req=1.0,
+        ),
+        _row(
+            "svc-b",
+            "GET /auth/me",
+            "me",
+            [1300, 1200, 1400],
+            "async-postgres-session-example",
+            sql_per_req=4.0,
+        ),
+        _row(
+            "svc-c",
+            "GET /auth/me",
+            "me",
+            [1000, 1000, 1000],
+            "sync-postgres-session-example",
+            p99=6000.0,
+            max_us=1_200_000.0,
         ),
     ]
     report.add_ratios(rows)
-    assert rows[0]["rate"] == 4500 and rows[0]["ratio"] == 1
-    assert rows[3]["ratio"] == pytest.approx(2950 / 3000)  # /docs compares with bare /docs
-    assert rows[4]["ratio"] == pytest.approx(2500 / 4500)
+    assert rows[0].rate == 4500 and rows[0].ratio == 1
+    assert rows[0].max_us == 9000.0  # the slowest request of all rounds, not a median
+    assert rows[5].ratio == pytest.approx(2950 / 3000)  # /docs compares with bare /docs
+    assert rows[6].ratio == pytest.approx(2500 / 4500)
 
-    leaks = [
-        {
-            "target": "x",
-            "ok": True,
-            "load_seconds": 10,
-            "failed": 0,
-            "db_open": 5,
-            "pool_holds": 5,
-            "redis_clients": 3,
-        }
+    leaks = [Leak("svc-a", True, 10, 0, 5, 5, 3)]
+    checks = evaluate(rows, leaks, None)
+
+    me = _checks(checks, "GET /auth/me (session auth) >= 2x the faster fastapi-users strategy")
+    measured = [c for c in me if c.met is not None]
+    assert [(c.subject, c.met) for c in measured] == [
+        ("svc-b GET /auth/me", True),  # 1300 / 600 (the faster strategy)
+        ("svc-c GET /auth/me", False),  # 1000 / 600
     ]
-    targets = evaluate(rows, leaks, None)
-    by_name = {t["name"]: t for t in targets}
-    assert by_name["a route that ignores the session (GET /docs) >= 0.95x bare GET /docs"]["met"]
-    assert by_name["Redis session read (auth none, GET /cart) >= 0.6x bare"]["met"] is False
-    assert by_name["Redis session read >= 1.6x starsessions read"]["met"] is False
-    assert by_name["SQL session read (auth none, GET /cart) >= 0.4x bare"]["met"] is None
-    assert by_name["exactly one Redis command per unchanged session read"]["met"] is True
+    assert measured[0].ratio == pytest.approx(1300 / 600)
+    assert {(c.subject, c.figure) for c in me if c.met is None} == {
+        ("MariaDB sessions", "not measured"),
+        ("SQLite sessions", "not measured"),
+        ("Redis sessions", "not measured"),
+    }
+    (stars,) = _checks(checks, "Redis session read (GET /cart) >= 2x starsessions")
+    assert stars.met is False and stars.ratio == pytest.approx(2500 / 1800)
+    (sync,) = _checks(checks, "sync >= 0.8x async (same combination, same route)")
+    assert sync.subject == "svc-c GET /auth/me" and sync.met is False
+    assert sync.ratio == pytest.approx(1000 / 1300)
+    latency = {
+        c.subject: c.met
+        for c in _checks(checks, "p99 <= 5x p50 and no request over 1 s (50 connections)")
+    }
+    assert latency["svc-b GET /auth/me"] is True
+    assert latency["svc-c GET /auth/me"] is False  # p99 6x p50, one request over 1 s
+    trips = {
+        c.subject: c.met
+        for c in _checks(checks, "at most 1 store round trip per authenticated read")
+    }
+    assert trips == {"svc-b GET /auth/me": False, "svc-c GET /auth/me": None}
+    (docs_trips,) = _checks(
+        checks, "no store round trip for a route that ignores the session (GET /docs)"
+    )
+    assert docs_trips.met is True
+    (docs,) = _checks(
+        checks, "a route that ignores the session (GET /docs) >= 0.95x bare GET /docs"
+    )
+    assert docs.met is True
+    (bare_read,) = _checks(checks, "Redis session read (auth none, GET /cart) >= 0.6x bare")
+    assert bare_read.met is False
+    (sql_read,) = _checks(checks, "SQL session read (auth none, GET /cart) >= 0.4x bare")
+    assert sql_read.met is None
+    (one,) = _checks(checks, "exactly one Redis command per unchanged session read (auth none)")
+    assert one.met is True
 
     text = report.table(rows)
     lines = text.splitlines()
     assert len(lines) == 1 + len(rows)
     assert "req/s" in lines[0] and "4500" in lines[1]
-    assert "MISSED" in report.targets_table(targets)
+    targets = report.targets_table(checks)
+    assert "MISSED GET /auth/me (session auth)" in targets
+    assert "(not all measured)" in targets
+    assert "ratio 2.17 (need >= 2.00x)" in targets
     assert "ok" in report.leak_table(leaks)
 
     out = tmp_path / "out" / "results.json"
-    report.write_json(out, {"rows": rows, "leaks": leaks, "targets": targets})
+    report.write_json(out, {"rows": [r.to_json() for r in rows]})
     data = json.loads(out.read_text())
-    assert [r["route"] for r in data["rows"]] == [r["route"] for r in rows]
-    assert {"rate", "p50_us", "p99_us", "ratio", "rounds", "failed"} <= set(data["rows"][0])
+    assert [r["route"] for r in data["rows"]] == [r.route for r in rows]
+    assert {"rate", "p50_us", "p99_us", "max_us", "ratio", "rounds", "failed"} <= set(
+        data["rows"][0]
+    )
     assert len(data["rows"][0]["rounds"]) == 3
+    assert data["rows"][5]["combo"] == "async-redis-sqlite-none-example"
 
 
 def test_command_line_options() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import itertools
 import json
 import os
 import re
@@ -40,6 +39,14 @@ from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from sessionforge.combos import (
+    SESSION_ONLY_BACKENDS,
+    SQL_DATABASES,
+    Combo,
+    all_combos,
+    choice_values,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
 ENVS = CACHE / "envs"
@@ -55,9 +62,6 @@ LINT_TIMEOUT = 300
 MYPY_TIMEOUT = 1200
 PYTEST_TIMEOUT = 1800
 
-# Backends that keep only the sessions, so the data database is asked separately.
-SESSION_ONLY_BACKENDS = frozenset({"redis"})
-SQL_DATABASES = frozenset({"sqlite", "postgres", "mysql"})
 # The local servers; nothing here ever points anywhere but the loopback interface.
 DATABASE_URLS = {
     "postgres": "postgresql://postgres@127.0.0.1:5432/test",
@@ -107,81 +111,6 @@ def load_copier_config() -> dict[str, Any]:
     return config
 
 
-def choice_values(config: Mapping[str, Any], key: str) -> list[Any]:
-    """The values (not the labels) of a Copier question's choices, in order."""
-    question = config.get(key)
-    if not isinstance(question, dict):
-        raise TypeError(f"copier.yml has no question {key!r}")
-    if question.get("type") == "bool" and "choices" not in question:
-        return [True, False]
-    choices = question.get("choices")
-    if isinstance(choices, dict):
-        raw = list(choices.values())
-    elif isinstance(choices, list):
-        raw = [c[1] if isinstance(c, list | tuple) else c for c in choices]
-    else:
-        raise TypeError(f"copier.yml question {key!r} has no choices")
-    return [v["value"] if isinstance(v, dict) else v for v in raw]
-
-
-@dataclass(frozen=True)
-class Combo:
-    mode: str
-    backend: str
-    database: str
-    auth: str
-    example_api: bool
-
-    @property
-    def separate_database(self) -> bool:
-        return self.backend in SESSION_ONLY_BACKENDS
-
-    @property
-    def parts(self) -> list[str]:
-        parts = [self.mode, self.backend]
-        if self.separate_database:
-            parts.append(self.database)
-        return [*parts, self.auth]
-
-    @property
-    def id(self) -> str:
-        return "-".join([*self.parts, "example" if self.example_api else "noexample"])
-
-    @property
-    def project_name(self) -> str:
-        return " ".join(["svc", *self.parts, "ex" if self.example_api else "noex"])
-
-    @property
-    def fast(self) -> bool:
-        return self.id in FAST_IDS
-
-    def answers(self) -> dict[str, Any]:
-        answers: dict[str, Any] = {
-            "project_name": self.project_name,
-            "mode": self.mode,
-            "backend": self.backend,
-            "auth": self.auth,
-            "example_api": self.example_api,
-        }
-        if self.separate_database:
-            answers["database"] = self.database
-        return answers
-
-
-def all_combos(config: Mapping[str, Any]) -> list[Combo]:
-    databases = choice_values(config, "database")
-    combos = []
-    for mode, backend in itertools.product(
-        choice_values(config, "mode"), choice_values(config, "backend")
-    ):
-        for database in databases if backend in SESSION_ONLY_BACKENDS else [backend]:
-            for auth, example in itertools.product(
-                choice_values(config, "auth"), choice_values(config, "example_api")
-            ):
-                combos.append(Combo(mode, backend, database, auth, bool(example)))
-    return combos
-
-
 CONFIG = load_copier_config()
 COMBOS = all_combos(CONFIG)
 
@@ -190,9 +119,9 @@ def params(*, full: bool) -> list[Any]:
     result = []
     for combo in COMBOS:
         if full:
-            marks = [pytest.mark.fast if combo.fast else pytest.mark.slow]
+            marks = [pytest.mark.fast if combo.id in FAST_IDS else pytest.mark.slow]
         else:
-            marks = [pytest.mark.render, *([pytest.mark.fast] if combo.fast else [])]
+            marks = [pytest.mark.render, *([pytest.mark.fast] if combo.id in FAST_IDS else [])]
         result.append(pytest.param(combo, id=combo.id, marks=marks))
     return result
 
