@@ -892,6 +892,85 @@ def test_generated_project(
     assert not failures, f"{combo.id} ({project}):\n" + "\n".join(failures)
 
 
+# --------------------------------------------------------------------------- install paths
+#
+# The generated README's two ways in, each run for real in a fresh project: uv (`uv sync`
+# installs the dev group, then `uv run pytest`) and pip (`pip install -e '.[dev]'` into a
+# fresh virtualenv). uv and pip keep their download caches between runs.
+
+UV_PATH_ID = "async-sqlite-session-example"  # the default answers
+PIP_PATH_ID = "sync-redis-postgres-jwt-example"
+INSTALL_TIMEOUT = 1800
+
+
+def _combo(combo_id: str) -> Combo:
+    return next(combo for combo in COMBOS if combo.id == combo_id)
+
+
+def _path_step(name: str, cmd: list[str], project: Path, env: dict[str, str]) -> Step:
+    step = run_step(name, cmd, project, env, INSTALL_TIMEOUT)
+    assert step.returncode == 0, step.report()
+    return step
+
+
+def _passed(step: Step) -> dict[str, int]:
+    summary = pytest_summary(step.output)
+    assert summary, f"no pytest summary line:\n{step.report()}"
+    assert summary.get("passed", 0) > 0, summary
+    assert not (summary.get("failed") or summary.get("errors") or summary.get("skipped")), (
+        f"{summary}\n{step.report()}"
+    )
+    return summary
+
+
+@pytest.mark.slow
+def test_uv_path(template_src: Path, tmp_path: Path) -> None:
+    uv = uv_command()
+    if uv is None:
+        pytest.fail("uv is not installed: pip install -e '.[test]'")
+    combo = _combo(UV_PATH_ID)
+    require_servers(combo)
+    project = tmp_path / "project"
+    render(template_src, project, combo.answers())
+    venv = project / ".venv"
+    env = project_env(combo, venv)
+    # Only the project's own .venv: no tool from the environment running this test.
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if Path(p).resolve() != Path(sys.executable).parent
+    )
+    env.pop("VIRTUAL_ENV")
+    env["UV_PYTHON"] = PYTHON_VERSION
+    _path_step("uv sync", [*uv, "sync"], project, env)
+    for tool in ("pytest", "ruff", "mypy"):
+        assert (venv / "bin" / tool).is_file(), f"uv sync did not install the dev tool {tool}"
+    step = _path_step(
+        "uv run pytest", [*uv, "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env
+    )
+    print(f"{combo.id} by uv: {_passed(step)} in {step.seconds:.1f}s")
+
+
+@pytest.mark.slow
+def test_pip_path(template_src: Path, tmp_path: Path) -> None:
+    combo = _combo(PIP_PATH_ID)
+    require_servers(combo)
+    project = tmp_path / "project"
+    render(template_src, project, combo.answers())
+    venv = tmp_path / "venv"
+    env = project_env(combo, venv)
+    _path_step("venv", [sys.executable, "-m", "venv", str(venv)], project, env)
+    python = str(venv / "bin" / "python")
+    _path_step(
+        "pip install",
+        [python, "-m", "pip", "install", "--quiet", "-e", ".[dev]"],
+        project,
+        env,
+    )
+    step = _path_step(
+        "pytest", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env
+    )
+    print(f"{combo.id} by pip: {_passed(step)} in {step.seconds:.1f}s")
+
+
 # --------------------------------------------------------------------------- self-checks
 
 
@@ -902,6 +981,7 @@ def test_matrix_is_well_formed() -> None:
     assert ids, "copier.yml yields no combinations"
     assert len(ids) == len(set(ids)), "combination ids collide"
     assert set(ids) >= FAST_IDS, f"fast combinations missing from the matrix: {FAST_IDS - set(ids)}"
+    assert {UV_PATH_ID, PIP_PATH_ID} <= set(ids), "an install-path combination left the matrix"
     assert pytest_summary("==== 3 passed, 1 skipped, 2 warnings in 0.52s ====") == {
         "passed": 3,
         "skipped": 1,
