@@ -15,6 +15,7 @@ same one twice.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -190,7 +191,12 @@ def layout_problems(root: Path, combo: Combo, package_name: str) -> list[str]:
         "README.md",
         ".copier-answers.yml",
         ".env.example",
+        ".gitignore",
+        "Dockerfile",
+        ".dockerignore",
         "compose.yaml",
+        ".github/workflows/ci.yml",
+        ".pre-commit-config.yaml",
         f"src/{package_name}/",
         "tests/",
     ]
@@ -259,6 +265,249 @@ def test_render_refuses_database_other_than_backend(
     with pytest.raises(ValueError):
         render(template_src, dst, {**BASE_ANSWERS, "backend": backend, "database": others[0]})
     assert not dst.exists() or not any(dst.iterdir()), "files were written"
+
+
+# --------------------------------------------------------------------------- shipping files
+#
+# Per combination: the Dockerfile under hadolint, compose.yaml against the Compose
+# specification (and `docker-compose config`, when installed), the CI workflow against
+# GitHub's workflow schema, the pre-commit config by pre-commit itself, and what each
+# of them must say for exactly these options.
+
+# Top-level modules a generated project imports -> the distribution that provides them.
+# A module missing here fails the check: add it (and declare it in the template).
+MODULE_DISTRIBUTIONS = {
+    "aiosqlite": "aiosqlite",
+    "alembic": "alembic",
+    "anyio": "anyio",
+    "asyncmy": "asyncmy",
+    "asyncpg": "asyncpg",
+    "bson": "pymongo",
+    "fastapi": "fastapi",
+    "httpx": "httpx",
+    "jwt": "pyjwt",
+    "mongomock": "mongomock",
+    "psycopg": "psycopg",
+    "pwdlib": "pwdlib",
+    "pydantic": "pydantic",
+    "pydantic_settings": "pydantic-settings",
+    "pymongo": "pymongo",
+    "pymysql": "pymysql",
+    "pytest": "pytest",
+    "redis": "redis",
+    "sqlalchemy": "sqlalchemy",
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+}
+SHIP_TIMEOUT = 120
+
+
+def _tool(name: str) -> str:
+    """A validator from the test extra: beside this interpreter, or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
+    return found
+
+
+def _validate(cmd: list[str], cwd: Path) -> str | None:
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=_tool_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=SHIP_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode == 0:
+        return None
+    return f"{' '.join(cmd)}: exit {proc.returncode}\n{proc.stdout.strip()}"
+
+
+def imported_modules(project: Path, package_name: str) -> dict[str, str]:
+    """{top-level third-party module: first file importing it} over the project's .py files."""
+    local = {package_name, "tests", "migrations"}
+    found: dict[str, str] = {}
+    for path in sorted(project.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in local:
+                    found.setdefault(top, path.relative_to(project).as_posix())
+    return found
+
+
+def pyproject_problems(project: Path, package_name: str) -> list[str]:
+    data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    extra = data.get("project", {}).get("optional-dependencies", {}).get("dev")
+    group = data.get("dependency-groups", {}).get("dev")
+    problems = []
+    if group is None:
+        problems.append("pyproject.toml: no [dependency-groups] dev (uv sync installs that)")
+    if extra is None:
+        problems.append("pyproject.toml: no dev extra (pip install -e '.[dev]' installs that)")
+    if group is not None and extra is not None and sorted(group) != sorted(extra):
+        problems.append(f"pyproject.toml: dev group {group} differs from the dev extra {extra}")
+    declared = {
+        canonicalize_name(Requirement(text).name)
+        for text in [*data.get("project", {}).get("dependencies", []), *(extra or [])]
+    }
+    for module, where in sorted(imported_modules(project, package_name).items()):
+        dist = MODULE_DISTRIBUTIONS.get(module)
+        if dist is None:
+            problems.append(f"{where} imports {module}: add it to MODULE_DISTRIBUTIONS")
+        elif canonicalize_name(dist) not in declared:
+            problems.append(f"{where} imports {module}, but pyproject.toml does not declare {dist}")
+    return problems
+
+
+def dockerfile_problems(project: Path, combo: Combo) -> list[str]:
+    text = (project / "Dockerfile").read_text(encoding="utf-8")
+    problems = []
+    hadolint = _validate([_tool("hadolint"), "Dockerfile"], project)
+    if hadolint:
+        problems.append(hadolint)
+    lines = [line.strip() for line in text.splitlines()]
+    if not any(line.startswith("ARG PYTHON_IMAGE=") for line in lines):
+        problems.append("Dockerfile: no ARG PYTHON_IMAGE=... for the base image")
+    if sum(line.startswith("FROM ") for line in lines) < 2:
+        problems.append("Dockerfile: not multi-stage")
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append(f"Dockerfile: runs as root (USER {users})")
+    copies = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
+    deps = [i for i in copies if "pyproject.toml" in lines[i]]
+    source = [i for i in copies if lines[i].split()[1] == "src"]
+    if not deps or not source or deps[0] > source[0]:
+        problems.append("Dockerfile: pyproject.toml is not copied (and installed) before src/")
+    if "--proxy-headers" not in text or "WEB_CONCURRENCY" not in text:
+        problems.append("Dockerfile: uvicorn without --proxy-headers or WEB_CONCURRENCY")
+    has_migrations = "COPY migrations" in text and "alembic upgrade head" in text
+    if has_migrations != (combo.database in SQL_DATABASES):
+        problems.append(f"Dockerfile: migrations copied and documented: {has_migrations}")
+    return problems
+
+
+def compose_problems(project: Path, combo: Combo) -> list[str]:
+    problems = []
+    schema = _validate(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
+        project,
+    )
+    if schema:
+        problems.append(schema)
+    docker_compose = shutil.which("docker-compose")
+    if docker_compose:
+        config = _validate([docker_compose, "-f", "compose.yaml", "config", "-q"], project)
+        if config:
+            problems.append(config)
+    data = yaml.safe_load((project / "compose.yaml").read_text(encoding="utf-8"))
+    services: dict[str, Any] = data.get("services") or {}
+    servers = {"postgres": "postgres", "mysql": "mysql", "mongo": "mongo"}
+    expected = {"app"} | {servers[combo.database]} if combo.database in servers else {"app"}
+    if combo.database in SQL_DATABASES:
+        expected.add("migrate")
+    if combo.backend == "redis":
+        expected.add("redis")
+    if set(services) != expected:
+        problems.append(f"compose.yaml: services {sorted(services)}, expected {sorted(expected)}")
+    app = services.get("app") or {}
+    if app.get("build") != ".":
+        problems.append("compose.yaml: the app is not built from the Dockerfile (build: .)")
+    environment = app.get("environment") or {}
+    wanted = {"DATABASE_URL"} | ({"REDIS_URL"} if combo.backend == "redis" else set())
+    if not isinstance(environment, dict) or not wanted <= set(environment):
+        problems.append(f"compose.yaml: app environment {environment}, expected {wanted}")
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            if not str(port).startswith("127.0.0.1:"):
+                problems.append(f"compose.yaml: {name} publishes {port} beyond 127.0.0.1")
+        if name != "migrate" and "healthcheck" not in service:
+            problems.append(f"compose.yaml: {name} has no healthcheck")
+    return problems
+
+
+def workflow_problems(project: Path, combo: Combo) -> list[str]:
+    problems = []
+    schema = _validate(
+        [
+            _tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            ".github/workflows/ci.yml",
+        ],
+        project,
+    )
+    if schema:
+        problems.append(schema)
+    precommit = _validate(
+        [_tool("pre-commit"), "validate-config", ".pre-commit-config.yaml"], project
+    )
+    if precommit:
+        problems.append(precommit)
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    jobs = list((workflow.get("jobs") or {}).values())
+    if len(jobs) != 1:
+        return [*problems, f"ci.yml: {len(jobs)} jobs, expected one"]
+    job = jobs[0]
+    services = set(job.get("services") or {})
+    expected = {"postgres": {"postgres"}, "mysql": {"mariadb"}}.get(combo.database, set())
+    if combo.backend == "redis":
+        expected |= {"redis"}
+    if services != expected:
+        problems.append(f"ci.yml: services {sorted(services)}, expected {sorted(expected)}")
+    runs = [str(step.get("run", "")) for step in job.get("steps") or []]
+    mongo_started = any("--replSet" in run and "rs.initiate" in run for run in runs)
+    if mongo_started != (combo.database == "mongo"):
+        problems.append(f"ci.yml: MongoDB replica set started: {mongo_started}")
+    commands = [
+        "uv sync",
+        "uv run ruff check .",
+        "uv run ruff format --check .",
+        "uv run mypy",
+        *(["uv run alembic upgrade head"] if combo.database in SQL_DATABASES else []),
+        "uv run pytest",
+    ]
+    simple = [run.strip() for run in runs if run.strip() and "\n" not in run.strip()]
+    if simple != commands:
+        problems.append(f"ci.yml: commands {simple}, expected {commands}")
+    env = job.get("env") or {}
+    wanted = set()
+    if combo.database in ("postgres", "mysql", "mongo"):
+        wanted.add("DATABASE_URL")
+    if combo.database == "mongo":
+        wanted.add("MONGODB_URL")
+    if combo.backend == "redis":
+        wanted.add("REDIS_URL")
+    if set(env) != wanted:
+        problems.append(f"ci.yml: env {sorted(env)}, expected {sorted(wanted)}")
+    return problems
+
+
+@pytest.mark.parametrize("combo", params(full=False))
+def test_render_shipping_files(template_src: Path, tmp_path: Path, combo: Combo) -> None:
+    project = tmp_path / "project"
+    render(template_src, project, combo.answers())
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    package_name = str(recorded["package_name"])
+    problems = [
+        *pyproject_problems(project, package_name),
+        *dockerfile_problems(project, combo),
+        *compose_problems(project, combo),
+        *workflow_problems(project, combo),
+    ]
+    assert not problems, f"{combo.id} ({project}):\n" + "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- environments
@@ -572,6 +821,85 @@ def test_generated_project(
     assert not failures, f"{combo.id} ({project}):\n" + "\n".join(failures)
 
 
+# --------------------------------------------------------------------------- install paths
+#
+# The generated README's two ways in, each run for real in a fresh project: uv (`uv sync`
+# installs the dev group, then `uv run pytest`) and pip (`pip install -e '.[dev]'` into a
+# fresh virtualenv). uv and pip keep their download caches between runs.
+
+UV_PATH_ID = "async-sqlite-session-example"  # the default answers
+PIP_PATH_ID = "sync-redis-postgres-jwt-example"
+INSTALL_TIMEOUT = 1800
+
+
+def _combo(combo_id: str) -> Combo:
+    return next(combo for combo in COMBOS if combo.id == combo_id)
+
+
+def _path_step(name: str, cmd: list[str], project: Path, env: dict[str, str]) -> Step:
+    step = run_step(name, cmd, project, env, INSTALL_TIMEOUT)
+    assert step.returncode == 0, step.report()
+    return step
+
+
+def _passed(step: Step) -> dict[str, int]:
+    summary = pytest_summary(step.output)
+    assert summary, f"no pytest summary line:\n{step.report()}"
+    assert summary.get("passed", 0) > 0, summary
+    assert not (summary.get("failed") or summary.get("errors") or summary.get("skipped")), (
+        f"{summary}\n{step.report()}"
+    )
+    return summary
+
+
+@pytest.mark.slow
+def test_uv_path(template_src: Path, tmp_path: Path) -> None:
+    uv = uv_command()
+    if uv is None:
+        pytest.fail("uv is not installed: pip install -e '.[test]'")
+    combo = _combo(UV_PATH_ID)
+    require_servers(combo)
+    project = tmp_path / "project"
+    render(template_src, project, combo.answers())
+    venv = project / ".venv"
+    env = project_env(combo, venv)
+    # Only the project's own .venv: no tool from the environment running this test.
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if Path(p).resolve() != Path(sys.executable).parent
+    )
+    env.pop("VIRTUAL_ENV")
+    env["UV_PYTHON"] = PYTHON_VERSION
+    _path_step("uv sync", [*uv, "sync"], project, env)
+    for tool in ("pytest", "ruff", "mypy"):
+        assert (venv / "bin" / tool).is_file(), f"uv sync did not install the dev tool {tool}"
+    step = _path_step(
+        "uv run pytest", [*uv, "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env
+    )
+    print(f"{combo.id} by uv: {_passed(step)} in {step.seconds:.1f}s")
+
+
+@pytest.mark.slow
+def test_pip_path(template_src: Path, tmp_path: Path) -> None:
+    combo = _combo(PIP_PATH_ID)
+    require_servers(combo)
+    project = tmp_path / "project"
+    render(template_src, project, combo.answers())
+    venv = tmp_path / "venv"
+    env = project_env(combo, venv)
+    _path_step("venv", [sys.executable, "-m", "venv", str(venv)], project, env)
+    python = str(venv / "bin" / "python")
+    _path_step(
+        "pip install",
+        [python, "-m", "pip", "install", "--quiet", "-e", ".[dev]"],
+        project,
+        env,
+    )
+    step = _path_step(
+        "pytest", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env
+    )
+    print(f"{combo.id} by pip: {_passed(step)} in {step.seconds:.1f}s")
+
+
 # --------------------------------------------------------------------------- self-checks
 
 
@@ -582,6 +910,7 @@ def test_matrix_is_well_formed() -> None:
     assert ids, "copier.yml yields no combinations"
     assert len(ids) == len(set(ids)), "combination ids collide"
     assert set(ids) >= FAST_IDS, f"fast combinations missing from the matrix: {FAST_IDS - set(ids)}"
+    assert {UV_PATH_ID, PIP_PATH_ID} <= set(ids), "an install-path combination left the matrix"
     assert pytest_summary("==== 3 passed, 1 skipped, 2 warnings in 0.52s ====") == {
         "passed": 3,
         "skipped": 1,
