@@ -11,6 +11,7 @@ import logging
 import sys
 
 from asgi_correlation_id import CorrelationIdFilter
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(correlation_id)s %(message)s"
@@ -26,7 +27,11 @@ def configure_logging(level: str) -> None:
     """Send every record to one JSON handler on the root logger."""
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(CorrelationIdFilter())
-    handler.setFormatter(JsonFormatter(FIELDS, rename_fields=RENAMED))
+    # uvicorn's `color_message` (its message again, with terminal colours) is left out.
+    formatter = JsonFormatter(
+        FIELDS, rename_fields=RENAMED, reserved_attrs=[*RESERVED_ATTRS, "color_message"]
+    )
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
