@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -374,6 +376,50 @@ def test_force_writes_over_a_non_empty_dest(workdir: Path) -> None:
     assert (dest / "pyproject.toml").read_text() != "old\n"
     assert answers_of(dest)["mode"] == "sync"
     assert_nothing_written(workdir, {"svc"})
+
+
+def env_file(dest: Path) -> dict[str, str]:
+    lines = (dest / ".env").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_new_writes_a_dev_env_with_a_fresh_secret_key(workdir: Path) -> None:
+    assert run("new", "one", "-y").exit_code == 0
+    result = run("new", "two", "-y", "--backend", "redis", "--database", "postgres")
+    assert result.exit_code == 0, result.output
+    first, second = env_file(workdir / "one"), env_file(workdir / "two")
+    assert first["ENVIRONMENT"] == second["ENVIRONMENT"] == "dev"
+    assert len(first["SECRET_KEY"]) >= 43  # secrets.token_urlsafe(32)
+    assert first["SECRET_KEY"] != second["SECRET_KEY"]
+    # The rest is the project's .env.example, every other setting as documented there.
+    assert second["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert second["DATABASE_URL"].startswith("postgresql://")
+    assert (workdir / "two" / ".env").stat().st_mode & 0o077 == 0
+    assert ".env is written" in result.stdout
+    assert "docker compose up -d --wait redis postgres" in result.stdout
+    assert "cp .env.example" not in result.stdout
+
+
+def test_new_keeps_an_existing_env(workdir: Path) -> None:
+    dest = workdir / "svc"
+    dest.mkdir()
+    (dest / ".env").write_text("SECRET_KEY=mine\n")
+    result = run("new", "svc", "-y", "--force")
+    assert result.exit_code == 0, result.output
+    assert (dest / ".env").read_text() == "SECRET_KEY=mine\n"
+    assert "your .env is kept" in result.stdout
+
+
+def test_plain_copier_message_says_how_to_make_the_env(tmp_path: Path) -> None:
+    dest = tmp_path / "svc"
+    command = [sys.executable, "-m", "copier", "copy", "--defaults", "--data", "backend=mysql"]
+    result = subprocess.run(
+        [*command, str(REPO), str(dest)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (dest / ".env").exists()
+    assert "cp .env.example .env" in result.stderr
+    assert "docker compose up -d --wait mysql" in result.stderr
 
 
 def test_force_still_checks_answers_first(workdir: Path) -> None:

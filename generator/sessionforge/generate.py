@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -79,11 +80,12 @@ def _copier_value_error(exc: Exception, *, name_from_folder: bool) -> UsageError
     return UsageError(message)
 
 
-def _render_message(worker: Any, dest: Path) -> str:
+def _render_message(worker: Any, dest: Path, *, dev_env: bool) -> str:
     """The template's `_message_after_copy`, rendered as if Copier wrote to *dest*.
 
     Copier rendered into a staging directory, so its own message would name
-    that path; we render it again with the real destination.
+    that path; we render it again with the real destination, and tell it
+    whether we wrote the project's `.env` (`_sessionforge_dev_env`).
     """
     try:
         text = worker.template.message_after_copy
@@ -92,9 +94,40 @@ def _render_message(worker: Any, dest: Path) -> str:
         context = dict(worker.answers.combined)
         context["_copier_conf"] = {"dst_path": dest, "answers_file": worker.answers_relpath}
         context["_folder_name"] = dest.name
+        context["_sessionforge_dev_env"] = dev_env
         return str(worker.jinja_env.from_string(text).render(**context)).strip("\n")
     except Exception:  # a nicety: never fail a generation over the message
         return ""
+
+
+ENV_HEADER = (
+    "# Local settings, written by `sessionforge new` with a freshly generated SECRET_KEY."
+    " Git ignores this file; .env.example documents every variable."
+)
+
+
+def write_dev_env(dest: Path) -> None:
+    """Write *dest*/.env for local work: the project's `.env.example` with
+    ENVIRONMENT=dev and a new SECRET_KEY (readable by the owner only).
+
+    Done here, not by the template: Copier can make a secret only in a task,
+    and tasks need `--trust`, which a first `copier copy` must not ask for.
+    """
+    example = dest / ".env.example"
+    lines = example.read_text(encoding="utf-8").splitlines() if example.is_file() else []
+    if lines and lines[0].startswith("#"):
+        lines = lines[1:]  # its "copy to .env" heading
+    wanted = {"ENVIRONMENT": "dev", "SECRET_KEY": secrets.token_urlsafe(32)}
+    for number, line in enumerate(lines):
+        name = line.partition("=")[0]
+        if name in wanted:
+            lines[number] = f"{name}={wanted.pop(name)}"
+    missing = [f"{name}={value}" for name, value in wanted.items()]
+    text = "\n".join([ENV_HEADER, *missing, *lines]) + "\n"
+    path = dest / ".env"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _place(staged: Path, dest: Path) -> None:
@@ -132,6 +165,8 @@ def generate(
             # folder name it would refuse ("my.service") is offered tidied up instead.
             user_defaults["project_name"] = suggest_name(dest.name)
 
+    # A `.env` already there (--force over a project) is the user's: kept.
+    write_env = not (dest / ".env").exists()
     created_parent = _first_missing_ancestor(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -153,11 +188,13 @@ def generate(
             )
             # Copier rendered a plain directory: record where updates come from instead.
             record_source(target / worker.answers_relpath, *source_record(root))
-            message = _render_message(worker, shown)
+            message = _render_message(worker, shown, dev_env=write_env)
             answers = {
                 k: v for k, v in worker.answers.combined.items() if not str(k).startswith("_")
             }
         _place(target, dest)
+        if write_env:
+            write_dev_env(dest)
     except BaseException as exc:
         if created_parent is not None:
             shutil.rmtree(created_parent, ignore_errors=True)
