@@ -64,7 +64,8 @@ def files(root: Path) -> dict[str, bytes]:
 
 
 def main() -> int:
-    sys.path.insert(0, str(REPO / "tests"))
+    # As pytest's configuration does: the generator and the tests, from this checkout.
+    sys.path[:0] = [str(REPO / "generator"), str(REPO / "tests")]
     with tempfile.TemporaryDirectory() as tmp:
         src = template_copy(Path(tmp))
         for combo_id in IDS:

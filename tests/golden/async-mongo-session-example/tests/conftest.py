@@ -63,7 +63,10 @@ def database_url(mongodb_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(environment="test", database_url=database_url, secret_key=[TEST_KEY])
+    # Not from `.env`: its local settings (COOKIE_SECURE=false) are not the tests'.
+    return Settings(
+        _env_file=None, environment="test", database_url=database_url, secret_key=[TEST_KEY]
+    )
 
 
 AppFactory = Callable[..., Awaitable[FastAPI]]

@@ -79,7 +79,9 @@ def redis_prefix() -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str, redis_prefix: str) -> Settings:
+    # Not from `.env`: its local settings (COOKIE_SECURE=false) are not the tests'.
     return Settings(
+        _env_file=None,
         environment="test",
         database_url=database_url,
         redis_prefix=redis_prefix,

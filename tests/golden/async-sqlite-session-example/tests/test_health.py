@@ -9,9 +9,13 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_health_ok(client: AsyncClient) -> None:
-    response = await client.get("/health")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "sessions": "ok"}
+    for path in ("/health", "/health/ready"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "database": "ok", "sessions": "ok"}
+    live = await client.get("/health/live")
+    assert live.status_code == 200
+    assert live.json() == {"status": "ok"}
 
 
 async def test_health_reports_an_unreachable_database(
@@ -24,6 +28,9 @@ async def test_health_reports_an_unreachable_database(
     assert response.status_code == 503
     assert response.json()["database"] == "unavailable"
     assert response.json()["status"] == "unavailable"
+    assert (await client.get("/health/ready")).json() == response.json()
+    # The process itself is fine: a liveness probe must not restart it.
+    assert (await client.get("/health/live")).status_code == 200
     # A route that needs the database answers 503 JSON, not a 500.
     body = {"email": "nobody@example.com", "password": "correct horse"}
     response = await client.post("/auth/register", json=body)

@@ -4,15 +4,19 @@ import asyncio
 import contextlib
 import logging
 import re
+import statistics
+import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from pydantic import ValidationError
 from starlette.types import Message
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from svc_async_sqlite_session_ex.auth import passwords, routes
 from svc_async_sqlite_session_ex.auth.accounts import disable_user
 from svc_async_sqlite_session_ex.config import Settings
 from svc_async_sqlite_session_ex.db import DbSession
@@ -121,7 +125,14 @@ async def signed_in(client: AsyncClient, email: str = "ada@example.com") -> int:
 
 
 async def attempt(client: AsyncClient, email: str, password: str) -> Response:
-    return await client.post("/auth/login", json={"email": email, "password": password})
+    return await post_attempt(client, email, password)
+
+
+async def post_attempt(
+    client: AsyncClient, email: str, password: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = {"email": email, "password": password}
+    return await client.post("/auth/login", json=body, headers=headers)
 
 
 # --------------------------------------------------------------------- 1. session ids
@@ -168,6 +179,30 @@ async def test_login_never_adopts_a_planted_id(
     attacker = await make_client()
     attacker.cookies.set(COOKIE, planted)
     assert (await attacker.get("/auth/me")).status_code == 401
+
+
+async def test_a_login_as_another_user_starts_with_empty_session_data(
+    test_app: FastAPI, client: AsyncClient
+) -> None:
+    await signed_in(client, "ada@example.com")
+    assert (await client.post("/test/session", json={"cart": "ada's"})).status_code == 200
+    # Logging in again as the session's own user keeps its data.
+    await login(client, "ada@example.com")
+    assert (await client.get("/test/session")).json() == {"cart": "ada's"}
+    # Bob logs in while sending Ada's session cookie: none of her data is his.
+    await register(client, "bob@example.com")
+    await login(client, "bob@example.com")
+    assert (await client.get("/auth/me")).json()["email"] == "bob@example.com"
+    assert (await client.get("/test/session")).json() == {}
+
+
+async def test_an_anonymous_sessions_data_carries_over_to_its_first_login(
+    test_app: FastAPI, client: AsyncClient
+) -> None:
+    await register(client, "ada@example.com")
+    assert (await client.post("/test/session", json={"cart": {"1": 2}})).status_code == 200
+    await login(client, "ada@example.com")
+    assert (await client.get("/test/session")).json() == {"cart": {"1": 2}}
 
 
 # --------------------------------------------------------------------- 1. transport
@@ -465,6 +500,20 @@ async def test_failed_logins_are_limited_per_client_address(
         assert (await attempt(elsewhere, "ada@example.com", PASSWORD)).status_code == 200
 
 
+async def test_successful_logins_do_not_use_up_the_client_limit(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """Every attempt is counted first; a right password gives its count back."""
+    app = await make_app(login_attempts_per_client=2)
+    client = await make_client(app)
+    await register(client, "ada@example.com")
+    for _ in range(3):
+        assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 200
+    for name in ("eve", "mallory"):
+        assert (await attempt(client, f"{name}@example.com", PASSWORD)).status_code == 401
+    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
+
+
 async def test_the_login_limit_holds_across_worker_processes(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
@@ -480,17 +529,140 @@ async def test_the_login_limit_holds_across_worker_processes(
 async def test_the_login_limit_never_locks_the_user_out_for_good(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
-    app = await make_app(login_attempts_per_account=2, login_attempts_window=1)
+    # The window starts at the first attempt, before its password check: 3 s
+    # leave room for two checks on a loaded machine.
+    app = await make_app(login_attempts_per_account=2, login_attempts_window=3)
     client = await make_client(app)
     await register(client, "ada@example.com")
     for _ in range(2):
         assert (await attempt(client, "ada@example.com", "wrong password")).status_code == 401
     assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(3.2)
     assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 200
     # A successful login starts the account's count again.
     assert (await attempt(client, "ada@example.com", "wrong password")).status_code == 401
     assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 200
+
+
+def count_password_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The passwords that login routes check, from now on."""
+    checked: list[str] = []
+    verify = passwords.verify_password
+
+    async def counted(password: str, password_hash: str | None) -> bool:
+        checked.append(password)
+        return await verify(password, password_hash)
+
+    monkeypatch.setattr(routes, "verify_password", counted)
+    return checked
+
+
+async def test_parallel_guesses_get_no_more_password_checks_than_the_limit(
+    make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """19 wrong passwords and then the right one, all at once: each attempt is
+    counted before its check, so 5 are checked and the others get 429."""
+    app = await make_app(login_attempts_per_account=5)
+    client = await make_client(app)
+    await register(client, "ada@example.com")
+    checked = count_password_checks(monkeypatch)
+    guesses = [attempt(client, "ada@example.com", f"wrong password {n}") for n in range(19)]
+    responses = await asyncio.gather(*guesses, attempt(client, "ada@example.com", PASSWORD))
+    statuses = [response.status_code for response in responses]
+    assert 1 <= len(checked) <= 5, f"{len(checked)} passwords checked: {statuses}"
+    assert statuses.count(429) == 20 - len(checked), statuses
+    assert statuses.count(401) + statuses.count(200) == len(checked), statuses
+    # The right password got 200 only if it was among the 5 checked.
+    assert statuses[-1] == 429 or PASSWORD in checked, statuses
+    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
+
+
+async def test_a_request_that_fails_after_a_wrong_password_still_counts(
+    make_app: AppFactory, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the check (a 500) undoes the request, not its count."""
+    app = await make_app(login_attempts_per_account=3)
+    client = await make_client(app, raise_app_exceptions=False)
+    await register(client, "ada@example.com")
+
+    def fail(detail: str) -> NoReturn:
+        raise RuntimeError(f"a bug after the failed login: {detail}")
+
+    monkeypatch.setattr(routes, "refused", fail)
+    for _ in range(3):
+        assert (await attempt(client, "ada@example.com", "wrong password")).status_code == 500
+    monkeypatch.undo()
+    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
+
+
+async def test_email_variants_are_one_account_with_one_limit(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """Case, surrounding spaces and compatibility forms name one account (and
+    one count); an accented look-alike is an account of its own."""
+    app = await make_app(login_attempts_per_account=3)
+    client = await make_client(app)
+    await register(client, "victim@example.com")
+    lookalike = await register(client, "victím@example.com", "another password")
+    taken = await client.post(
+        "/auth/register", json={"email": " VICTIM@Example.com ", "password": PASSWORD}
+    )
+    assert taken.status_code == 409
+    # "\uff56" is a fullwidth v: NFKC makes it a v.
+    for variant in ("VICTIM@example.com", " victim@example.com ", "\uff56ictim@example.com"):
+        assert (await attempt(client, variant, "wrong password")).status_code == 401
+    for variant in (
+        "victim@example.com",
+        "Victim@Example.com ",
+        "\uff56\uff49\uff43\uff54\uff49\uff4d@example.com",
+    ):
+        assert (await attempt(client, variant, PASSWORD)).status_code == 429, variant
+    # The look-alike neither logs in as the victim nor shares the victim's limit.
+    assert (await attempt(client, "victím@example.com", PASSWORD)).status_code == 401
+    signed = await attempt(client, "VICTÍM@example.com", "another password")
+    assert signed.status_code == 200
+    assert signed.json()["id"] == lookalike
+
+
+async def test_a_forwarded_client_address_of_any_length_is_limited_without_a_500(
+    make_app: AppFactory,
+) -> None:
+    """Behind a trusted proxy the client address comes from `X-Forwarded-For`:
+    a long one is counted (hashed, not cut: two that differ at the end are two
+    clients), and never overflows the store."""
+    app = await make_app(login_attempts_per_client=2)
+    # uvicorn's own middleware (`--proxy-headers --forwarded-allow-ips='*'`);
+    # its ASGI types are uvicorn's, not Starlette's.
+    proxied = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts="*")
+    transport = ASGITransport(cast(Any, proxied))
+    async with AsyncClient(transport=transport, base_url="https://testserver") as client:
+        await register(client, "ada@example.com")
+        first = {"X-Forwarded-For": "2001:db8::" + "a" * 110 + "1"}
+        second = {"X-Forwarded-For": "2001:db8::" + "a" * 110 + "2"}
+        for name in ("eve", "mallory"):
+            response = await post_attempt(client, f"{name}@example.com", PASSWORD, first)
+            assert response.status_code == 401
+        assert (await post_attempt(client, "ada@example.com", PASSWORD, first)).status_code == 429
+        assert (await post_attempt(client, "ada@example.com", PASSWORD, second)).status_code == 200
+
+
+async def test_an_unknown_email_takes_as_long_as_a_wrong_password(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """An unknown email is checked against a dummy hash: timing tells no one
+    which emails have accounts. Interleaved, and medians, for a loaded machine."""
+    app = await make_app(login_attempts_per_account=100, login_attempts_per_client=100)
+    client = await make_client(app)
+    await register(client, "ada@example.com")
+    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    for n in range(8):
+        tries = [("known", "ada@example.com"), ("unknown", f"nobody{n}@example.com")]
+        for kind, email in tries if n % 2 else reversed(tries):
+            started = time.perf_counter()
+            assert (await attempt(client, email, "wrong password")).status_code == 401
+            timings[kind].append(time.perf_counter() - started)
+    ratio = statistics.median(timings["unknown"]) / statistics.median(timings["known"])
+    assert 0.5 <= ratio <= 2, timings
 
 
 # --------------------------------------------------------------------- 5. size caps

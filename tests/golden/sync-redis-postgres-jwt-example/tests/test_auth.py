@@ -2,16 +2,27 @@
 
 import asyncio
 import hashlib
+import secrets
 import time
 from typing import Any
 
 import jwt
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
+from sqlalchemy import delete, update
 
 from svc_sync_redis_postgres_jwt_ex.auth.tokens import key_id
+from svc_sync_redis_postgres_jwt_ex.models import User
 
-from .conftest import TEST_KEY, AppFactory, ClientFactory, SessionProbe, login, register
+from .conftest import (
+    TEST_KEY,
+    AppFactory,
+    ClientFactory,
+    Database,
+    SessionProbe,
+    login,
+    register,
+)
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse"
@@ -33,6 +44,10 @@ def bearer(token: str) -> dict[str, str]:
 async def signed_in(client: AsyncClient, email: str = "ada@example.com") -> dict[str, Any]:
     await register(client, email)
     return await login(client, email)
+
+
+async def refresh(client: AsyncClient, refresh_token: str) -> Response:
+    return await client.post("/auth/refresh", json={"refresh_token": refresh_token})
 
 
 async def test_token_returns_a_bearer_pair(client: AsyncClient) -> None:
@@ -141,6 +156,57 @@ async def test_refresh_rotates_and_reuse_revokes_the_session(client: AsyncClient
     assert (await client.get("/auth/me", headers=bearer(second["access_token"]))).status_code == 401
     again = await client.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
     assert again.status_code == 401
+
+
+async def test_parallel_refreshes_with_one_token_let_one_win_and_revoke_the_session(
+    client: AsyncClient, make_client: ClientFactory, probe: SessionProbe
+) -> None:
+    tokens = await signed_in(client)
+    clients = [await make_client() for _ in range(5)]
+    responses = await asyncio.gather(
+        *(refresh(other, tokens["refresh_token"]) for other in clients)
+    )
+    # One request wins the compare-and-set on the stored refresh hash. Every
+    # other one presented a token that is now retired: reuse, so the login
+    # session is revoked, and the winner's new tokens die with it.
+    assert sorted(response.status_code for response in responses) == [200, 401, 401, 401, 401]
+    [winner] = [response.json() for response in responses if response.status_code == 200]
+    assert (await client.get("/auth/me", headers=bearer(winner["access_token"]))).status_code == 401
+    assert (await refresh(client, winner["refresh_token"])).status_code == 401
+    assert await probe.states() == []
+
+
+async def test_a_refresh_secret_never_issued_gets_401_and_revokes_nothing(
+    client: AsyncClient, make_client: ClientFactory
+) -> None:
+    tokens = await signed_in(client)
+    # The handle is readable in any access token, even an expired one.
+    sid = claims_of(tokens["access_token"])["sid"]
+    real = tokens["refresh_token"]
+    attacker = await make_client()
+    tampered = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+    for guess in (f"{sid}.x", f"{sid}.{secrets.token_urlsafe(64)}", tampered):
+        assert (await refresh(attacker, guess)).status_code == 401
+    assert (await client.get("/auth/me")).status_code == 200
+    assert (await refresh(client, real)).status_code == 200
+
+
+async def test_refresh_is_refused_for_a_disabled_or_deleted_user(
+    make_client: ClientFactory, database: Database
+) -> None:
+    ada, bob, eve = [await make_client() for _ in range(3)]
+    ada_tokens = await signed_in(ada, "ada@example.com")
+    bob_tokens = await signed_in(bob, "bob@example.com")
+    eve_tokens = await signed_in(eve, "eve@example.com")
+    ada_id = (await ada.get("/auth/me")).json()["id"]
+    bob_id = (await bob.get("/auth/me")).json()["id"]
+    # Changed in the database directly, not through `disable_user`: the users'
+    # login sessions are still there.
+    await database.execute(update(User).where(User.id == ada_id).values(is_active=False))
+    await database.execute(delete(User).where(User.id == bob_id))
+    assert (await refresh(ada, ada_tokens["refresh_token"])).status_code == 401
+    assert (await refresh(bob, bob_tokens["refresh_token"])).status_code == 401
+    assert (await refresh(eve, eve_tokens["refresh_token"])).status_code == 200
 
 
 async def test_malformed_refresh_tokens_are_refused(client: AsyncClient) -> None:

@@ -4,8 +4,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure, OperationFailure
 
@@ -36,7 +38,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
     """A JSON 500 with no detail of the failure; the traceback goes to the log."""
     logger.error("unhandled error", exc_info=exc)
-    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+    # Answered outside the middleware, so the request id is added here.
+    return JSONResponse(
+        {"detail": "Internal Server Error"},
+        status_code=500,
+        headers={"X-Request-ID": correlation_id.get() or ""},
+    )
 
 
 async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
@@ -95,8 +102,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(SessionMiddleware, settings=app.state.settings)
-    # Added last, so it runs first: body size, cross-site requests, caching.
+    # Runs before the session: body size, cross-site requests, caching.
     app.add_middleware(SecurityMiddleware, settings=app.state.settings)
+    if app.state.settings.allowed_origins:
+        # Front ends on these origins may call this API from their scripts, with cookies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=app.state.settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Content-Type", "X-CSRF-Token", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    # Outermost: every response, refusals included, carries `X-Request-ID`, and
+    # every log line of the request its id.
+    app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(ConnectionFailure, server_unavailable("Database unavailable"))

@@ -4,10 +4,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure, OperationFailure
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -39,7 +42,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
     """A JSON 500 with no detail of the failure; the traceback goes to the log."""
     logger.error("unhandled error", exc_info=exc)
-    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+    # Answered outside the middleware, so the request id is added here.
+    return JSONResponse(
+        {"detail": "Internal Server Error"},
+        status_code=500,
+        headers={"X-Request-ID": correlation_id.get() or ""},
+    )
 
 
 async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
@@ -76,6 +84,15 @@ def server_unavailable(detail: str) -> Callable[[Request, Exception], Awaitable[
     return handler
 
 
+async def cluster_error(request: Request, exc: Exception) -> JSONResponse:
+    """redis-py raises RedisClusterException, outside its RedisError, both for a
+    Redis Cluster it cannot reach (503) and for a misuse such as one command on
+    keys of several slots (a bug: 500)."""
+    if isinstance(exc, SlotNotCoveredError) or "cannot be connected" in str(exc):
+        return await server_unavailable("Session store unavailable")(request, exc)
+    return await internal_error(request, exc)
+
+
 async def transaction_conflict(request: Request, exc: Exception) -> JSONResponse:
     """A concurrent transaction wrote the same document first: 409, retry."""
     if isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError"):
@@ -98,12 +115,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(SessionMiddleware, settings=app.state.settings)
-    # Added last, so it runs first: body size, cross-site requests, caching.
+    # Runs before the session: body size, cross-site requests, caching.
     app.add_middleware(SecurityMiddleware, settings=app.state.settings)
+    if app.state.settings.allowed_origins:
+        # Front ends on these origins may call this API from their scripts, with cookies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=app.state.settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    # Outermost: every response, refusals included, carries `X-Request-ID`, and
+    # every log line of the request its id.
+    app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(RedisConnectionError, server_unavailable("Session store unavailable"))
     app.add_exception_handler(RedisTimeoutError, server_unavailable("Session store unavailable"))
+    # A Redis Cluster with a master down (until a replica takes over), or out of reach.
+    app.add_exception_handler(ClusterDownError, server_unavailable("Session store unavailable"))
+    app.add_exception_handler(RedisClusterException, cluster_error)
     app.add_exception_handler(ConnectionFailure, server_unavailable("Database unavailable"))
     app.add_exception_handler(OperationFailure, transaction_conflict)
     app.include_router(health_router)

@@ -5,8 +5,10 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from svc_async_redis_mongo_none_noex.sessions.redis_store import parse_redis_url
 
 # The compose.yaml service; directConnection because its replica set member
 # is named for the compose network.
@@ -35,6 +37,8 @@ class Settings(BaseSettings):
     # Serve /docs, /redoc and /openapi.json; unset: everywhere but in prod.
     api_docs: bool | None = None
     database_url: str = DEFAULT_DATABASE_URL
+    # One server, or redis+sentinel://host:26379,.../service/0, or
+    # redis+cluster://host:6379,... (see the README, "Redis Sentinel / Cluster").
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Every session key starts with this, so several services can share a Redis.
     redis_prefix: str = "svc_async_redis_mongo_none_noex:"
@@ -43,9 +47,11 @@ class Settings(BaseSettings):
     session_idle_timeout: int = Field(default=1800, gt=0)
     session_absolute_timeout: int = Field(default=43200, gt=0)
     cookie_secure: bool = True
-    # Comma-separated origins (`https://app.example.com`) besides this host's own
-    # that may send state-changing requests (see `security.py`).
+    # Comma-separated origins (`https://app.example.com`) of front ends served
+    # elsewhere: they may send state-changing requests (`security.py`), and CORS
+    # lets their scripts call this API with cookies. Empty: CORS is off.
     allowed_origins: Annotated[list[str], NoDecode] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
     max_body_size: int = Field(default=1_048_576, gt=0)
     session_max_size: int = Field(default=16_384, gt=0)
@@ -55,6 +61,12 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return check_database_url(value)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parse_redis_url(value)
+        return value
+
     @field_validator("secret_key", "allowed_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -62,14 +74,30 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path.strip("/"):
+                # `*` too: with credentials, any site could act as its visitors.
+                msg = "ALLOWED_ORIGINS must list origins like https://app.example.com"
+                raise ValueError(msg)
+        return [origin.rstrip("/").lower() for origin in value]
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _require_secret_key(self) -> "Settings":
         if self.environment == "prod":
             if not self.secret_key:
-                msg = "SECRET_KEY is required when ENVIRONMENT is prod"
+                msg = "SECRET_KEY: required when ENVIRONMENT is prod"
                 raise ValueError(msg)
             if any(len(key.encode()) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
-                msg = f"every SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                msg = f"SECRET_KEY: every key must be at least {MIN_SECRET_KEY_BYTES} bytes long"
                 raise ValueError(msg)
         elif not self.secret_key:
             # dev and test: a throwaway key, valid for this process only.
@@ -84,6 +112,23 @@ class Settings(BaseSettings):
     def session_cookie_name(self) -> str:
         """`__Host-` pins the cookie to this host, HTTPS and `Path=/`."""
         return "__Host-session" if self.cookie_secure else "session"
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming each bad variable and what to do, never its value
+    (it may be a secret): what start-up prints instead of a traceback."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = str(error["loc"][0]).upper() if error["loc"] else ""
+        if not message.startswith(name):
+            message = f"{name}: {message}"
+        problems.append(message)
+    hint = "set it in the environment or in .env (see .env.example)"
+    if any(problem.startswith("SECRET_KEY") for problem in problems):
+        hint += '; a new key: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        hint += " (or ENVIRONMENT=dev for local work)"
+    return f"Invalid settings: {'; '.join(problems)}. Fix: {hint}"
 
 
 def get_settings(request: Request) -> Settings:

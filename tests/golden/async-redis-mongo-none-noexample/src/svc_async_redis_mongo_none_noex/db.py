@@ -51,6 +51,8 @@ class UnitOfWork:
         self.database = database
         self.txn = txn
         self._undo: list[Undo] = []
+        self.hooks_before_commit: list[Undo] = []
+        self.hooks_after_rollback: list[Undo] = []
         # The collections, each named once: a misspelt one is an error, not a new collection.
         self.counters = database["counters"]
 
@@ -60,6 +62,8 @@ class UnitOfWork:
             self._undo.append(undo)
 
     async def commit(self) -> None:
+        while self.hooks_before_commit:
+            await self.hooks_before_commit.pop(0)()
         if self.txn is not None and self.txn.in_transaction:
             await self.txn.commit_transaction()
         self._undo.clear()
@@ -69,6 +73,21 @@ class UnitOfWork:
             await self.txn.abort_transaction()
         while self._undo:
             await self._undo.pop()()
+        while self.hooks_after_rollback:
+            await self.hooks_after_rollback.pop()()
+
+
+def before_commit(db: UnitOfWork, hook: Undo) -> None:
+    """Run `hook` once the route has returned, just before the commit, inside
+    the unit of work (the session layer saves the session here)."""
+    db.hooks_before_commit.append(hook)
+
+
+def after_rollback(db: UnitOfWork, hook: Undo) -> None:
+    """Run `hook` when the request or its commit fails, once the unit of work
+    is undone, with or without a transaction (a store outside the database,
+    such as Redis, undoes its writes here)."""
+    db.hooks_after_rollback.append(hook)
 
 
 async def next_id(db: UnitOfWork, name: str) -> int:
@@ -92,7 +111,9 @@ def get_mongo(request: Request) -> Mongo:
 
 
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
-    """One unit of work per request: commit on success, undo on any error.
+    """One unit of work per request: committed on success and undone on any
+    error, by this function only; others join it with `before_commit` and
+    `after_rollback`.
 
     Used with `scope="function"`, so the commit happens before the response is
     sent: a failed commit becomes a 500, never a success the client trusts.

@@ -6,11 +6,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from svc_async_sqlite_session_ex.auth.routes import router as auth_router
 from svc_async_sqlite_session_ex.config import Settings
@@ -25,17 +27,24 @@ from svc_async_sqlite_session_ex.shop.routes import router as shop_router
 logger = logging.getLogger(__name__)
 
 
-async def purge_expired_sessions_forever(
-    maker: async_sessionmaker[AsyncSession],
-    interval: float,
-) -> None:
+async def purge_expired_sessions(engine: AsyncEngine) -> int | None:
+    """Delete expired sessions; None when another process is purging.
+
+    SQLite's write lock (every transaction begins IMMEDIATE, `db.py`) already
+    lets one purge run at a time: another waits, then finds nothing to delete.
+    """
+    async with AsyncSession(engine) as db, db.begin():
+        return await SessionStore(db).purge_expired(time.time())
+
+
+async def purge_expired_sessions_forever(engine: AsyncEngine, interval: float) -> None:
     """Expired sessions are refused when read; this removes their rows."""
     while True:
         await asyncio.sleep(interval)
         try:
-            async with maker.begin() as db:
-                purged = await SessionStore(db).purge_expired(time.time())
-            logger.info("purged %d expired sessions", purged)
+            purged = await purge_expired_sessions(engine)
+            if purged is not None:
+                logger.info("purged %d expired sessions", purged)
         except Exception:
             logger.exception("purging expired sessions failed")
 
@@ -48,7 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = maker
     purger = asyncio.create_task(
-        purge_expired_sessions_forever(maker, settings.session_cleanup_interval)
+        purge_expired_sessions_forever(engine, settings.session_cleanup_interval)
     )
     try:
         yield
@@ -62,7 +71,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
     """A JSON 500 with no detail of the failure; the traceback goes to the log."""
     logger.error("unhandled error", exc_info=exc)
-    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+    # Answered outside the middleware, so the request id is added here.
+    return JSONResponse(
+        {"detail": "Internal Server Error"},
+        status_code=500,
+        headers={"X-Request-ID": correlation_id.get() or ""},
+    )
 
 
 async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
@@ -99,6 +113,22 @@ def server_unavailable(detail: str) -> Callable[[Request, Exception], Awaitable[
     return handler
 
 
+database_unavailable = server_unavailable("Database unavailable")
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    """Is the database down, or did the request's connection die? SQLAlchemy
+    then discards the pooled connections, so later requests reconnect."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is unreachable; any other database error is a 500."""
+    if isinstance(exc, DBAPIError) and connection_lost(exc):
+        return await database_unavailable(request, exc)
+    return await internal_error(request, exc)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     docs = settings.docs_enabled
@@ -111,11 +141,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(SessionMiddleware, settings=app.state.settings)
-    # Added last, so it runs first: body size, cross-site requests, caching.
+    # Runs before the session: body size, cross-site requests, caching.
     app.add_middleware(SecurityMiddleware, settings=app.state.settings)
+    if app.state.settings.allowed_origins:
+        # Front ends on these origins may call this API from their scripts, with cookies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=app.state.settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Content-Type", "X-CSRF-Token", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    # Outermost: every response, refusals included, carries `X-Request-ID`, and
+    # every log line of the request its id.
+    app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(OperationalError, server_unavailable("Database unavailable"))
+    app.add_exception_handler(DBAPIError, database_error)
     app.include_router(health_router)
     app.include_router(auth_router, responses=errors(400, 413, 503))
     app.include_router(shop_router, responses=errors(400, 413, 503))

@@ -2,11 +2,13 @@
 
 import secrets
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DRIVER = "sqlite+aiosqlite"
 DEFAULT_DATABASE_URL = f"{DRIVER}:///./app.db"
@@ -14,7 +16,12 @@ DEFAULT_DATABASE_URL = f"{DRIVER}:///./app.db"
 
 def normalize_database_url(url: str) -> str:
     """Give a plain `sqlite://` URL the driver this async service needs."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # SQLAlchemy's message quotes the URL, password included.
+        msg = "DATABASE_URL is not a URL like sqlite://user:password@host/database"
+        raise ValueError(msg) from None
     if parsed.drivername in {"sqlite"}:
         return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
     if parsed.drivername != DRIVER:
@@ -44,9 +51,11 @@ class Settings(BaseSettings):
     session_absolute_timeout: int = Field(default=43200, gt=0)
     session_cleanup_interval: int = Field(default=600, gt=0)
     cookie_secure: bool = True
-    # Comma-separated origins (`https://app.example.com`) besides this host's own
-    # that may send state-changing requests (see `security.py`).
+    # Comma-separated origins (`https://app.example.com`) of front ends served
+    # elsewhere: they may send state-changing requests (`security.py`), and CORS
+    # lets their scripts call this API with cookies. Empty: CORS is off.
     allowed_origins: Annotated[list[str], NoDecode] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
     max_body_size: int = Field(default=1_048_576, gt=0)
     session_max_size: int = Field(default=16_384, gt=0)
@@ -67,14 +76,30 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path.strip("/"):
+                # `*` too: with credentials, any site could act as its visitors.
+                msg = "ALLOWED_ORIGINS must list origins like https://app.example.com"
+                raise ValueError(msg)
+        return [origin.rstrip("/").lower() for origin in value]
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _require_secret_key(self) -> "Settings":
         if self.environment == "prod":
             if not self.secret_key:
-                msg = "SECRET_KEY is required when ENVIRONMENT is prod"
+                msg = "SECRET_KEY: required when ENVIRONMENT is prod"
                 raise ValueError(msg)
             if any(len(key.encode()) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
-                msg = f"every SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                msg = f"SECRET_KEY: every key must be at least {MIN_SECRET_KEY_BYTES} bytes long"
                 raise ValueError(msg)
         elif not self.secret_key:
             # dev and test: a throwaway key, valid for this process only.
@@ -89,6 +114,23 @@ class Settings(BaseSettings):
     def session_cookie_name(self) -> str:
         """`__Host-` pins the cookie to this host, HTTPS and `Path=/`."""
         return "__Host-session" if self.cookie_secure else "session"
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming each bad variable and what to do, never its value
+    (it may be a secret): what start-up prints instead of a traceback."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = str(error["loc"][0]).upper() if error["loc"] else ""
+        if not message.startswith(name):
+            message = f"{name}: {message}"
+        problems.append(message)
+    hint = "set it in the environment or in .env (see .env.example)"
+    if any(problem.startswith("SECRET_KEY") for problem in problems):
+        hint += '; a new key: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        hint += " (or ENVIRONMENT=dev for local work)"
+    return f"Invalid settings: {'; '.join(problems)}. Fix: {hint}"
 
 
 def get_settings(request: Request) -> Settings:

@@ -1,6 +1,6 @@
 """The database engine and the request's unit of work (`get_db`)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -15,6 +15,11 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from svc_async_sqlite_session_ex.config import Settings
+
+Hook = Callable[[], Awaitable[object]]
+# Keys of `Session.info` holding the unit of work's hooks.
+BEFORE_COMMIT = "before_commit"
+AFTER_ROLLBACK = "after_rollback"
 
 
 class Base(DeclarativeBase):
@@ -36,6 +41,9 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url,
         connect_args={"timeout": 15},
+        # Errors (and so log lines) show statements without their values:
+        # session ids, password hashes.
+        hide_parameters=True,
         # A fixed pool without overflow: under load a request waits for a
         # pooled connection instead of opening (and closing) extra ones.
         pool_size=settings.database_pool_size,
@@ -72,8 +80,22 @@ def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return maker
 
 
+def before_commit(db: AsyncSession, hook: Hook) -> None:
+    """Run `hook` once the route has returned, just before the commit, inside
+    the transaction (the session layer saves the session here)."""
+    db.info.setdefault(BEFORE_COMMIT, []).append(hook)
+
+
+def after_rollback(db: AsyncSession, hook: Hook) -> None:
+    """Run `hook` when the request or its commit fails, once the transaction
+    is rolled back (a store outside the database undoes its writes here)."""
+    db.info.setdefault(AFTER_ROLLBACK, []).append(hook)
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on any error.
+    """The request's unit of work: one transaction, committed on success and
+    rolled back on any error, by this function only; others join it with
+    `before_commit` and `after_rollback`.
 
     Used with `scope="function"`, so the commit happens before the response is
     sent: a failed commit becomes a 500, never a success the client trusts.
@@ -83,12 +105,16 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     db = get_sessionmaker(request)()
     try:
         yield db
+        for hook in db.info.pop(BEFORE_COMMIT, []):
+            await hook()
         if db.in_transaction():
             await db.commit()
-    finally:
-        if db.in_transaction():
-            # The request or its commit failed: roll back, release the connection.
-            await db.close()
+    except BaseException:
+        # The request or its commit failed: roll back, release the connection.
+        await db.close()
+        for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
+            await undo()
+        raise
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -1,4 +1,6 @@
-"""`GET /health`: is each server this service needs reachable?"""
+"""Health probes: `GET /health/live`, does the process answer (for a liveness
+probe: a database outage must not restart it); `GET /health/ready` and
+`GET /health`, is each server this service needs reachable (readiness)."""
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
@@ -18,7 +20,14 @@ async def _database_ok(request: Request) -> bool:
     return True
 
 
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """No I/O: answers while the event loop runs."""
+    return {"status": "ok"}
+
+
 @router.get("/health")
+@router.get("/health/ready")
 async def health(request: Request) -> JSONResponse:
     database = "ok" if await _database_ok(request) else "unavailable"
     # Sessions live in the same database.

@@ -6,12 +6,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from anyio import to_thread
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from svc_sync_redis_postgres_jwt_ex.auth.routes import router as auth_router
 from svc_sync_redis_postgres_jwt_ex.config import Settings
@@ -53,7 +56,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
     """A JSON 500 with no detail of the failure; the traceback goes to the log."""
     logger.error("unhandled error", exc_info=exc)
-    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+    # Answered outside the middleware, so the request id is added here.
+    return JSONResponse(
+        {"detail": "Internal Server Error"},
+        status_code=500,
+        headers={"X-Request-ID": correlation_id.get() or ""},
+    )
 
 
 async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
@@ -90,6 +98,42 @@ def server_unavailable(detail: str) -> Callable[[Request, Exception], Awaitable[
     return handler
 
 
+database_unavailable = server_unavailable("Database unavailable")
+
+
+# SQLSTATEs of a lost connection (class 08), of a server out of resources
+# (53: too many connections, memory, disk) and of one shutting down or starting
+# up (57P01-57P03). psycopg raises OperationalError for them; asyncpg does not.
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    """Is the database down, or did the request's connection die? SQLAlchemy
+    then discards the pooled connections, so later requests reconnect."""
+    sqlstate: str = getattr(exc.orig, "sqlstate", None) or ""
+    return (
+        isinstance(exc, OperationalError)
+        or exc.connection_invalidated
+        or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    )
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is unreachable; any other database error is a 500."""
+    if isinstance(exc, DBAPIError) and connection_lost(exc):
+        return await database_unavailable(request, exc)
+    return await internal_error(request, exc)
+
+
+async def cluster_error(request: Request, exc: Exception) -> JSONResponse:
+    """redis-py raises RedisClusterException, outside its RedisError, both for a
+    Redis Cluster it cannot reach (503) and for a misuse such as one command on
+    keys of several slots (a bug: 500)."""
+    if isinstance(exc, SlotNotCoveredError) or "cannot be connected" in str(exc):
+        return await server_unavailable("Session store unavailable")(request, exc)
+    return await internal_error(request, exc)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     docs = settings.docs_enabled
@@ -101,13 +145,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
-    # Added last, so it runs first: body size, caching.
+    # Runs before the session: body size, caching.
     app.add_middleware(SecurityMiddleware, settings=app.state.settings)
+    if app.state.settings.allowed_origins:
+        # Front ends on these origins may call this API from their scripts.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=app.state.settings.allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    # Outermost: every response, refusals included, carries `X-Request-ID`, and
+    # every log line of the request its id.
+    app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(RedisConnectionError, server_unavailable("Session store unavailable"))
     app.add_exception_handler(RedisTimeoutError, server_unavailable("Session store unavailable"))
-    app.add_exception_handler(OperationalError, server_unavailable("Database unavailable"))
+    # A Redis Cluster with a master down (until a replica takes over), or out of reach.
+    app.add_exception_handler(ClusterDownError, server_unavailable("Session store unavailable"))
+    app.add_exception_handler(RedisClusterException, cluster_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.include_router(health_router)
     app.include_router(auth_router, responses=errors(400, 413, 503))
     app.include_router(shop_router, responses=errors(400, 413, 503))

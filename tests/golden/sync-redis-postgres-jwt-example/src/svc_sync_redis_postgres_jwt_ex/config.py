@@ -2,11 +2,15 @@
 
 import secrets
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import parse_redis_url
 
 DRIVER = "postgresql+psycopg"
 DEFAULT_DATABASE_URL = f"{DRIVER}://postgres:postgres@127.0.0.1:5432/app"
@@ -14,7 +18,12 @@ DEFAULT_DATABASE_URL = f"{DRIVER}://postgres:postgres@127.0.0.1:5432/app"
 
 def normalize_database_url(url: str) -> str:
     """Give a plain `postgresql://` URL the driver this sync service needs."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # SQLAlchemy's message quotes the URL, password included.
+        msg = "DATABASE_URL is not a URL like postgresql://user:password@host/database"
+        raise ValueError(msg) from None
     if parsed.drivername in {"postgresql", "postgres"}:
         return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
     if parsed.drivername != DRIVER:
@@ -40,6 +49,11 @@ class Settings(BaseSettings):
     # 40). Fewer could deadlock: threads waiting for a connection would hold
     # every thread that the commits returning connections need.
     database_pool_size: int = Field(default=40, gt=0)
+    # True when DATABASE_URL names a PgBouncer in transaction pooling mode:
+    # no server-side prepared statements then (see `db.create_db_engine`).
+    database_pgbouncer: bool = False
+    # One server, or redis+sentinel://host:26379,.../service/0, or
+    # redis+cluster://host:6379,... (see the README, "Redis Sentinel / Cluster").
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Every session key starts with this, so several services can share a Redis.
     redis_prefix: str = "svc_sync_redis_postgres_jwt_ex:"
@@ -48,6 +62,11 @@ class Settings(BaseSettings):
     session_idle_timeout: int = Field(default=1800, gt=0)
     session_absolute_timeout: int = Field(default=43200, gt=0)
     access_token_lifetime: int = Field(default=900, gt=0)
+    # Comma-separated origins (`https://app.example.com`) of front ends served
+    # elsewhere: CORS
+    # lets their scripts call this API. Empty: CORS is off.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
     max_body_size: int = Field(default=1_048_576, gt=0)
     session_max_size: int = Field(default=16_384, gt=0)
@@ -61,21 +80,43 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         return normalize_database_url(value)
 
-    @field_validator("secret_key", mode="before")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parse_redis_url(value)
+        return value
+
+    @field_validator("secret_key", "allowed_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path.strip("/"):
+                # `*` too: with credentials, any site could act as its visitors.
+                msg = "ALLOWED_ORIGINS must list origins like https://app.example.com"
+                raise ValueError(msg)
+        return [origin.rstrip("/").lower() for origin in value]
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _require_secret_key(self) -> "Settings":
         if self.environment == "prod":
             if not self.secret_key:
-                msg = "SECRET_KEY is required when ENVIRONMENT is prod"
+                msg = "SECRET_KEY: required when ENVIRONMENT is prod"
                 raise ValueError(msg)
             if any(len(key.encode()) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
-                msg = f"every SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                msg = f"SECRET_KEY: every key must be at least {MIN_SECRET_KEY_BYTES} bytes long"
                 raise ValueError(msg)
         elif not self.secret_key:
             # dev and test: a throwaway key, valid for this process only.
@@ -85,6 +126,23 @@ class Settings(BaseSettings):
     @property
     def docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "prod"
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming each bad variable and what to do, never its value
+    (it may be a secret): what start-up prints instead of a traceback."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = str(error["loc"][0]).upper() if error["loc"] else ""
+        if not message.startswith(name):
+            message = f"{name}: {message}"
+        problems.append(message)
+    hint = "set it in the environment or in .env (see .env.example)"
+    if any(problem.startswith("SECRET_KEY") for problem in problems):
+        hint += '; a new key: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        hint += " (or ENVIRONMENT=dev for local work)"
+    return f"Invalid settings: {'; '.join(problems)}. Fix: {hint}"
 
 
 def get_settings(request: Request) -> Settings:

@@ -1,14 +1,19 @@
 """The database engine and the request's unit of work (`get_db`)."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from svc_sync_redis_postgres_jwt_ex.config import Settings
+
+Hook = Callable[[], object]
+# Keys of `Session.info` holding the unit of work's hooks.
+BEFORE_COMMIT = "before_commit"
+AFTER_ROLLBACK = "after_rollback"
 
 
 class Base(DeclarativeBase):
@@ -27,6 +32,14 @@ class Base(DeclarativeBase):
 
 def create_db_engine(settings: Settings) -> Engine:
     """Create the engine (it connects lazily, on first use)."""
+    connect_args: dict[str, Any] = {}
+    if settings.database_pgbouncer:
+        # PgBouncer in transaction mode runs each transaction on any of its
+        # server connections, so a statement prepared in one transaction is
+        # missing (or its name taken) in the next.
+        # psycopg prepares a query once a connection has run it 5 times
+        # (`prepare_threshold`); None: never.
+        connect_args = {"prepare_threshold": None}
     # A fixed pool without overflow: under load a request waits for a pooled
     # connection instead of opening (and closing) extra ones. Connections are
     # not pinged before each use (a round trip per request): one the server
@@ -36,6 +49,10 @@ def create_db_engine(settings: Settings) -> Engine:
         pool_size=settings.database_pool_size,
         max_overflow=0,
         pool_recycle=3600,
+        connect_args=connect_args,
+        # Errors (and so log lines) show statements without their values:
+        # session ids, password hashes.
+        hide_parameters=True,
     )
 
 
@@ -69,8 +86,22 @@ async def reserve_connection(request: Request) -> AsyncIterator[None]:
 ConnectionSlot = Annotated[None, Depends(reserve_connection, scope="function")]
 
 
+def before_commit(db: Session, hook: Hook) -> None:
+    """Run `hook` once the route has returned, just before the commit, inside
+    the transaction (the session layer saves the session here)."""
+    db.info.setdefault(BEFORE_COMMIT, []).append(hook)
+
+
+def after_rollback(db: Session, hook: Hook) -> None:
+    """Run `hook` when the request or its commit fails, once the transaction
+    is rolled back (a store outside the database undoes its writes here)."""
+    db.info.setdefault(AFTER_ROLLBACK, []).append(hook)
+
+
 def get_db(request: Request, _slot: ConnectionSlot) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on any error.
+    """The request's unit of work: one transaction, committed on success and
+    rolled back on any error, by this function only; others join it with
+    `before_commit` and `after_rollback`.
 
     Used with `scope="function"`, so the commit happens before the response is
     sent: a failed commit becomes a 500, never a success the client trusts.
@@ -80,12 +111,16 @@ def get_db(request: Request, _slot: ConnectionSlot) -> Iterator[Session]:
     db = get_sessionmaker(request)()
     try:
         yield db
+        for hook in db.info.pop(BEFORE_COMMIT, []):
+            hook()
         if db.in_transaction():
             db.commit()
-    finally:
-        if db.in_transaction():
-            # The request or its commit failed: roll back, release the connection.
-            db.close()
+    except BaseException:
+        # The request or its commit failed: roll back, release the connection.
+        db.close()
+        for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
+            undo()
+        raise
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]

@@ -1,12 +1,14 @@
-"""`GET /health`: is each server this service needs reachable?"""
+"""Health probes: `GET /health/live`, does the process answer (for a liveness
+probe: a database outage must not restart it); `GET /health/ready` and
+`GET /health`, is each server this service needs reachable (readiness)."""
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import text
 
 from svc_sync_redis_postgres_jwt_ex.db import get_sessionmaker
+from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import RedisClient
 
 router = APIRouter(tags=["health"])
 
@@ -21,15 +23,22 @@ def _database_ok(request: Request) -> bool:
 
 
 def _redis_ok(request: Request) -> bool:
-    redis: Redis = request.app.state.redis
+    redis: RedisClient = request.app.state.redis
     try:
         redis.ping()
-    except RedisError:
+    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
         return False
     return True
 
 
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """No I/O: answers while the event loop runs."""
+    return {"status": "ok"}
+
+
 @router.get("/health")
+@router.get("/health/ready")
 def health(request: Request) -> JSONResponse:
     database = "ok" if _database_ok(request) else "unavailable"
     sessions = "ok" if _redis_ok(request) else "unavailable"

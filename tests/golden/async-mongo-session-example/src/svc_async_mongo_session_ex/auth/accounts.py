@@ -1,5 +1,7 @@
-"""Account changes that must end the user's sessions."""
+"""The one form of an email address, and account changes that must end
+the user's sessions."""
 
+import unicodedata
 from functools import partial
 
 from svc_async_mongo_session_ex.auth.passwords import hash_password
@@ -14,6 +16,17 @@ async def _set(db: UnitOfWork, user: User, field: str, value: object) -> None:
     await db.users.update_one({"_id": user.id}, {"$set": {field: value}}, session=db.txn)
     db.on_rollback(partial(db.users.update_one, {"_id": user.id}, {"$set": {field: previous}}))
     setattr(user, field, value)
+
+
+def normalize_email(email: str) -> str:
+    """The form every email is stored, looked up and rate-limited in.
+
+    Surrounding whitespace goes, compatibility characters become their plain
+    form (NFKC: fullwidth letters are plain letters) and case is folded (`ß`
+    matches `SS`), normalised again as folding can denormalise. The column
+    is then compared exactly: `victim@` and `victím@` are two addresses.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.strip()).casefold())
 
 
 async def change_password(

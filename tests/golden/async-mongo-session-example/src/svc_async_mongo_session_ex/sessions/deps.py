@@ -1,13 +1,12 @@
 """The session dependency: loaded when a route asks, saved before the commit."""
 
 import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
 from svc_async_mongo_session_ex.config import Settings, get_settings
-from svc_async_mongo_session_ex.db import DbSession
+from svc_async_mongo_session_ex.db import DbSession, before_commit
 from svc_async_mongo_session_ex.security import CONTENT_TOO_LARGE, mark_session_used
 from svc_async_mongo_session_ex.sessions.mongo_store import SessionStore
 from svc_async_mongo_session_ex.sessions.session import (
@@ -37,13 +36,15 @@ def request_session(request: Request) -> Session:
 
 async def get_session(
     request: Request,
+    db: DbSession,
     store: SessionStoreDep,
-) -> AsyncIterator[Session]:
-    """Load the request's session (one store read), and save it afterwards.
+) -> Session:
+    """Load the request's session (one store read); it is saved once the
+    route returns, just before `get_db` commits.
 
-    The save runs inside the request's database transaction, before `get_db`
-    commits: if the route or the commit fails, the session change is rolled
-    back with the data, and the client is sent no new cookie.
+    The save joins the request's unit of work: if the route or the commit
+    fails, the session change is undone with the data.
+    If so, the client is sent no new cookie.
     """
     settings = get_settings(request)
     mark_session_used(request)
@@ -53,8 +54,8 @@ async def get_session(
         if session.state is None:
             # An unknown or expired session: tell the client to forget it.
             session.change = Change.CLEAR
-    yield session
-    await save_session(session, store, settings, time.time())
+    before_commit(db, lambda: save_session(session, store, settings, time.time()))
+    return session
 
 
 async def save_session(

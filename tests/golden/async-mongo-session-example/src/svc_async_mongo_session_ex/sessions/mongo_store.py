@@ -11,7 +11,8 @@ changes. So session keys must be valid MongoDB field names (no `.`, no
 leading `$`).
 
 `rate_limits` holds the failed-login counters: `{_id: key, hits, resets_at,
-expires}`, also removed by a TTL index once their window ends.
+expires}`, also removed by a TTL index once their window ends. They are
+written at once, outside the unit of work: a failed request's attempt counts.
 
 Writes go through the request's unit of work: inside its transaction where
 the server has transactions, and otherwise each with an inverse that puts
@@ -139,13 +140,16 @@ class SessionStore:
             await self.sessions.delete_many({"user_id": user_id}, session=self.db.txn)
             self.db.on_rollback(partial(self.sessions.insert_many, documents))
 
-    async def hit(self, key: str, window: int, now: float) -> int:
-        """Count one event under `key`; returns the count in its current window.
+    async def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
+        """Count one event under `key`; returns the count in its current window
+        (this one included) and when the window ends.
 
-        Kept when the request fails later (no inverse): a failed login counts.
+        Outside the request's unit of work (no transaction, no inverse): a
+        failed login counts even if its request fails later. One atomic
+        `$inc`: of concurrent hits each sees its own count.
         """
         ended = {"_id": key, "resets_at": {"$lte": now}}
-        await self.limits.delete_one(ended, session=self.db.txn)
+        await self.limits.delete_one(ended)
         counter = await self.limits.find_one_and_update(
             {"_id": key},
             {
@@ -154,17 +158,16 @@ class SessionStore:
             },
             upsert=True,
             return_document=ReturnDocument.AFTER,
-            session=self.db.txn,
         )
         # With upsert and ReturnDocument.AFTER there always is a document.
-        hits: int = cast(dict[str, Any], counter)["hits"]
-        return hits
+        document = cast(dict[str, Any], counter)
+        return document["hits"], document["resets_at"]
 
-    async def count(self, key: str, now: float) -> tuple[int, float]:
-        """The events counted under `key` in its current window, and when it ends."""
-        live = {"_id": key, "resets_at": {"$gt": now}}
-        counter = await self.limits.find_one(live, session=self.db.txn)
-        return (counter["hits"], counter["resets_at"]) if counter is not None else (0, now)
+    async def undo(self, key: str, now: float) -> None:
+        """Take back one event under `key` (if its window is still running)."""
+        await self.limits.update_one(
+            {"_id": key, "resets_at": {"$gt": now}, "hits": {"$gt": 0}}, {"$inc": {"hits": -1}}
+        )
 
     async def clear(self, key: str) -> None:
-        await self.limits.delete_one({"_id": key}, session=self.db.txn)
+        await self.limits.delete_one({"_id": key})

@@ -162,7 +162,12 @@ class Session(MutableMapping[str, Any]):
 
         The pre-login id stops working when the session is saved, so an id
         planted before login (session fixation) is worth nothing after it.
+        The data carries over from an anonymous session (what a visitor
+        collected before logging in) and from the same user's; a login as
+        another user than the session's starts with no data.
         """
+        if self.user_id is not None and self.user_id != user_id:
+            self.data = {}
         self.user_id = user_id
         self.csrf_token = secrets.token_urlsafe(32)
         self.cycle_id()

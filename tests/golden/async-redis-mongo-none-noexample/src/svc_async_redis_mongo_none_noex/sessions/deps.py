@@ -1,16 +1,14 @@
 """The session dependency: loaded when a route asks, saved before the commit."""
 
 import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from redis.asyncio import Redis
 
 from svc_async_redis_mongo_none_noex.config import Settings, get_settings
-from svc_async_redis_mongo_none_noex.db import DbSession
+from svc_async_redis_mongo_none_noex.db import DbSession, after_rollback, before_commit
 from svc_async_redis_mongo_none_noex.security import CONTENT_TOO_LARGE, mark_session_used
-from svc_async_redis_mongo_none_noex.sessions.redis_store import SessionStore
+from svc_async_redis_mongo_none_noex.sessions.redis_store import RedisClient, SessionStore
 from svc_async_redis_mongo_none_noex.sessions.session import (
     Change,
     Session,
@@ -25,7 +23,7 @@ from svc_async_redis_mongo_none_noex.sessions.session import (
 async def get_store(request: Request) -> SessionStore:
     """This request's view of the Redis session store (it journals writes)."""
     settings = get_settings(request)
-    redis: Redis = request.app.state.redis
+    redis: RedisClient = request.app.state.redis
     return SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
 
 
@@ -42,12 +40,14 @@ async def get_session(
     request: Request,
     db: DbSession,
     store: SessionStoreDep,
-) -> AsyncIterator[Session]:
-    """Load the request's session (one store read), and save it afterwards.
+) -> Session:
+    """Load the request's session (one store read); it is saved once the
+    route returns, just before `get_db` commits.
 
-    The save runs inside the request's database transaction, before `get_db`
-    commits: if the route or the commit fails, the session change is rolled
-    back with the data, and the client is sent no new cookie.
+    Redis is outside the database transaction: the session is saved just
+    before the commit, and put back as it was loaded if the route or the
+    commit fails.
+    If so, the client is sent no new cookie.
     """
     settings = get_settings(request)
     mark_session_used(request)
@@ -60,15 +60,9 @@ async def get_session(
     if session.state is None:
         # Every client gets an anonymous session, from the first route that uses it.
         session.modified = True
-    # Redis is outside the transaction: save the session first, then commit,
-    # and put the session back as it was if the route or the commit fails.
-    try:
-        yield session
-        await save_session(session, store, settings, time.time())
-        await db.commit()
-    except BaseException:
-        await store.rollback()
-        raise
+    before_commit(db, lambda: save_session(session, store, settings, time.time()))
+    after_rollback(db, store.rollback)
+    return session
 
 
 async def save_session(

@@ -1,7 +1,14 @@
 """Sessions in Redis: one key per session, expired by Redis itself.
 
 Keys, under the `REDIS_PREFIX` namespace:
-  session:<id>      the session as JSON, with the session's expiry as its TTL
+  session:{<id>}      the session as JSON, with the session's expiry as its TTL
+
+The braces are Redis Cluster hash tags: on a cluster, the slot of a key is
+the hash of its tag alone. Every transaction and WATCH here involves one key
+only; what spans keys of different slots (a session and its user's index,
+the sessions of one user) goes in plain pipelines, which a cluster client
+splits by node. The same code runs on one server, a Sentinel-managed master
+or a Cluster: `create_redis` picks the client from `REDIS_URL`.
 
 Redis is not part of the database transaction, so every write is journaled
 with its inverse: `rollback()` puts the sessions back as they were loaded
@@ -14,11 +21,14 @@ between: concurrent requests that change different keys keep every change.
 
 import json
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, replace
-from typing import Any, cast
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal, cast
+from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.sentinel import Sentinel
 
 from svc_async_redis_mongo_none_noex.sessions.session import (
     DELETED,
@@ -29,16 +39,133 @@ from svc_async_redis_mongo_none_noex.sessions.session import (
 
 Undo = Callable[[], Coroutine[Any, Any, object]]
 
+# A client of one server (a Sentinel-managed master's client is one too), or of a Cluster.
+RedisClient = Redis | RedisCluster
+AnyPipeline = Pipeline | ClusterPipeline
 
-def create_redis(url: str) -> Redis:
-    """A client with a connection pool; it reconnects by itself after an outage."""
-    return Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
+SCHEMES = (
+    *(f"{tls}{kind}" for tls in ("redis", "rediss") for kind in ("", "+sentinel", "+cluster")),
+    "unix",
+)
+# Connections and pools: fail fast when a server is down, reconnect by themselves after.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "health_check_interval": 30,
+}
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """What a `REDIS_URL` names (the URL forms of redis-py and the `limits` library):
+
+    redis://[[user]:password@]host:port/db               one server (rediss://: TLS;
+                                                         unix:///path: its socket)
+    redis+sentinel://[[user]:password@]host:port,.../service[/db]
+                                                         the master that these Sentinels
+                                                         know as `service`
+    redis+cluster://[[user]:password@]host:port,...      a Cluster; these nodes are
+                                                         where discovery starts
+    Credentials are those of the Redis servers (the Sentinels are asked without any).
+    """
+
+    kind: Literal["server", "sentinel", "cluster"]
+    url: str
+    nodes: list[tuple[str, int]]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+    ssl: bool
+
+
+def _node(text: str, default_port: int) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon or host.endswith(":"):  # no port (or an IPv6 address without brackets)
+        host, port = text, str(default_port)
+    if not host or not port.isdigit():
+        msg = f"REDIS_URL: {text!r} is not host:port"
+        raise ValueError(msg)
+    return host.strip("[]"), int(port)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """The deployment that `url` names; ValueError, saying why, if it names none."""
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme not in SCHEMES:
+        msg = f"REDIS_URL must start with one of {', '.join(s + '://' for s in SCHEMES)}"
+        raise ValueError(msg)
+    parts = urlsplit(url)
+    if scheme == "unix":  # one server's socket: unix:///path/to/redis.sock?db=0
+        return RedisTarget("server", url, [], "", 0, None, None, ssl=False)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    kind: Literal["server", "sentinel", "cluster"] = "server"
+    if scheme.endswith("+sentinel"):
+        kind = "sentinel"
+    elif scheme.endswith("+cluster"):
+        kind = "cluster"
+    default_port = 26379 if kind == "sentinel" else 6379
+    nodes = [_node(host, default_port) for host in hosts.split(",") if host]
+    path = [segment for segment in parts.path.split("/") if segment]
+    service = path.pop(0) if kind == "sentinel" and path else ""
+    if not nodes or (kind == "sentinel" and not service):
+        msg = "REDIS_URL names no Sentinel service (redis+sentinel://host:26379/service/0)"
+        if not nodes:
+            msg = f"REDIS_URL names no host: {scheme}://host:port"
+        raise ValueError(msg)
+    if kind == "server" and len(nodes) > 1:
+        msg = "REDIS_URL names several hosts: use redis+sentinel:// or redis+cluster://"
+        raise ValueError(msg)
+    db = path[0] if path else "0"
+    if len(path) > 1 or not db.isdigit() or (kind == "cluster" and db != "0"):
+        msg = "REDIS_URL: a Cluster has database 0 only" if kind == "cluster" else ""
+        raise ValueError(msg or f"REDIS_URL: {parts.path!r} is not a database number")
+    return RedisTarget(
+        kind=kind,
+        url=url,
+        nodes=nodes,
+        service=service,
+        db=int(db),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=scheme.startswith("rediss"),
     )
+
+
+def create_redis(url: str) -> RedisClient:
+    """A client for the deployment that `url` names (see `RedisTarget`), with
+    connection pools that reconnect by themselves after an outage. A Sentinel
+    client asks the Sentinels for the master again when its master fails over."""
+    target = parse_redis_url(url)
+    if target.kind == "server":
+        return Redis.from_url(url, **CLIENT_OPTIONS)
+    credentials: dict[str, Any] = {
+        "username": target.username,
+        "password": target.password,
+        "ssl": target.ssl,
+    }
+    if target.kind == "sentinel":
+        # (redis-py leaves Sentinel's constructor unannotated.)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            target.nodes, socket_connect_timeout=2, socket_timeout=2
+        )
+        master: Redis = sentinel.master_for(
+            target.service, db=target.db, **credentials, **CLIENT_OPTIONS
+        )
+        return master
+    nodes = [ClusterNode(host, port) for host, port in target.nodes]
+    return RedisCluster(
+        startup_nodes=nodes,
+        **credentials,
+        **CLIENT_OPTIONS,
+    )
+
+
+def hash_tag(value: object) -> str:
+    """`value` in braces: a Redis Cluster slots a key by the hash of that part alone."""
+    return "{" + str(value) + "}"
 
 
 def _dump(state: SessionState) -> str:
@@ -69,7 +196,7 @@ def undo(previous: SessionState, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, prefix: str, absolute_timeout: int) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, absolute_timeout: int) -> None:
         self.redis = redis
         self.prefix = prefix
         self.absolute_timeout = absolute_timeout
@@ -78,7 +205,7 @@ class SessionStore:
         self.journal: list[Undo] = []
 
     def _key(self, session_id: str) -> str:
-        return f"{self.prefix}session:{session_id}"
+        return f"{self.prefix}session:{hash_tag(session_id)}"
 
     def _remember(self, state: SessionState | None) -> SessionState | None:
         if state is not None:
@@ -89,9 +216,8 @@ class SessionStore:
         """The live session with this id, or None: one round trip."""
         return self._remember(_load(await self.redis.get(self._key(session_id)), now))
 
-    def _queue_set(self, pipe: Pipeline, state: SessionState) -> None:
-        expires_at_ms = int(state.expires_at * 1000)
-        pipe.set(self._key(state.id), _dump(state), pxat=expires_at_ms)
+    def _queue_set(self, pipe: AnyPipeline, state: SessionState) -> None:
+        pipe.set(self._key(state.id), _dump(state), pxat=int(state.expires_at * 1000))
 
     async def _put(self, state: SessionState) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -137,7 +263,7 @@ class SessionStore:
         key = self._key(session_id)
         taken: dict[str, Any] = {}
 
-        async def merge(pipe: Pipeline) -> None:
+        async def merge(pipe: AnyPipeline) -> None:
             taken.clear()
             state = _load(await pipe.get(key), 0)
             if state is not None:
@@ -149,7 +275,8 @@ class SessionStore:
                 self._queue_set(pipe, replace(state, **fields, data=data))
 
         # WATCH the key, merge, MULTI/EXEC; run again if the key changed meanwhile.
-        await self.redis.transaction(merge, key)
+        # (redis.asyncio.cluster types `transaction`'s callable as a coroutine.)
+        await cast(Any, self.redis).transaction(merge, key)
         return taken
 
     async def take(self, session_id: str, prefix: str) -> dict[str, Any]:

@@ -1,8 +1,22 @@
-"""Account changes that must end the user's sessions."""
+"""The one form of an email address, and account changes that must end
+the user's sessions."""
+
+import unicodedata
 
 from svc_async_sqlite_session_ex.auth.passwords import hash_password
 from svc_async_sqlite_session_ex.models import User
 from svc_async_sqlite_session_ex.sessions.sql_store import SessionStore
+
+
+def normalize_email(email: str) -> str:
+    """The form every email is stored, looked up and rate-limited in.
+
+    Surrounding whitespace goes, compatibility characters become their plain
+    form (NFKC: fullwidth letters are plain letters) and case is folded (`ß`
+    matches `SS`), normalised again as folding can denormalise. The column
+    is then compared exactly: `victim@` and `victím@` are two addresses.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.strip()).casefold())
 
 
 async def change_password(user: User, new_password: str, store: SessionStore) -> None:

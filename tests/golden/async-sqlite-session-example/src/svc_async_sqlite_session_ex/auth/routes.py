@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from svc_async_sqlite_session_ex.auth.accounts import change_password
+from svc_async_sqlite_session_ex.auth.accounts import change_password, normalize_email
 from svc_async_sqlite_session_ex.auth.deps import CurrentUser
 from svc_async_sqlite_session_ex.auth.limits import LoginLimits
 from svc_async_sqlite_session_ex.auth.passwords import hash_password, verify_password
@@ -28,14 +28,13 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409
 
 
 def refused(detail: str) -> JSONResponse:
-    """A 401 that still commits the request's transaction (a
-    failed login counted by `LoginLimits`)."""
+    """A 401 returned, not raised: the request's session is still saved."""
     return JSONResponse({"detail": detail}, status.HTTP_401_UNAUTHORIZED)
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 async def register(body: Credentials, db: DbSession) -> UserOut:
-    user = User(email=body.email.lower(), password_hash=await hash_password(body.password))
+    user = User(email=normalize_email(body.email), password_hash=await hash_password(body.password))
     db.add(user)
     try:
         await db.flush()
@@ -48,11 +47,14 @@ async def register(body: Credentials, db: DbSession) -> UserOut:
 async def login(
     body: Credentials, db: DbSession, session: CurrentSession, limits: LoginLimits
 ) -> LoginOut | JSONResponse:
-    await limits.check(body.email)
-    user = await db.scalar(select(User).where(User.email == body.email.lower()))
+    await limits.reserve(body.email)
+    email = normalize_email(body.email)
+    user = await db.scalar(select(User).where(User.email == email))
     password_hash = user.password_hash if user is not None and user.is_active else None
-    if user is None or not await verify_password(body.password, password_hash):
-        await limits.failed(body.email)
+    # Checked whether or not the user exists (against a dummy hash if not):
+    # an unknown email takes as long as a wrong password.
+    valid = await verify_password(body.password, password_hash)
+    if user is None or not valid:
         return refused("Invalid email or password")
     await limits.succeeded(body.email)
     session.login(user.id)
@@ -80,11 +82,11 @@ async def password(
 ) -> Response:
     """Change the password: every other session of the user ends, and this
     one moves to a new id (a new cookie; the CSRF token stays)."""
-    await limits.check(user.email)
+    await limits.reserve(user.email)
     if not await verify_password(body.current_password, user.password_hash):
-        await limits.failed(user.email)
-        # 403, not 401: the session is fine. The transaction commits (counted).
+        # 403, not 401: the session is fine.
         return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
+    await limits.succeeded(user.email)
     await change_password(user, body.new_password, store)
     session.cycle_id()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

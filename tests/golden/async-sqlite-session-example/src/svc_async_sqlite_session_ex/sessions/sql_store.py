@@ -1,5 +1,7 @@
 """Sessions in a SQL table, written inside the request's own transaction:
-the session change and the data change commit, or roll back, together."""
+the session change and the data change commit, or roll back, together.
+Rate-limit counts are the exception: each commits at once, on its own.
+"""
 
 from dataclasses import asdict
 from typing import Any, cast
@@ -102,9 +104,20 @@ class SessionStore:
     async def delete_for_user(self, user_id: int) -> None:
         await self.db.execute(delete(_table).where(_table.c.user_id == user_id))
 
-    async def hit(self, key: str, window: int, now: float) -> int:
-        """Count one event under `key`; returns the count in its current window
-        (one atomic upsert: concurrent hits are all counted)."""
+    async def _commit(self) -> None:
+        """End the request's transaction here, so that a rate-limit count is a
+        transaction of its own that no later failure rolls back. Called where
+        the request has only read (a login counts before anything else)."""
+        if self.db.in_transaction():
+            await self.db.commit()
+
+    async def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
+        """Count one event under `key`, committed at once; returns the count in
+        its current window (this one included) and when the window ends.
+
+        One atomic upsert: of concurrent hits each sees its own count.
+        """
+        await self._commit()
         expired = _limits.c.resets_at <= now
         statement = upsert(_limits).values(name=key, hits=1, resets_at=now + window)
         statement = statement.on_conflict_do_update(
@@ -114,22 +127,25 @@ class SessionStore:
                 "resets_at": case((expired, now + window), else_=_limits.c.resets_at),
             },
         )
-        result = await self.db.execute(statement.returning(_limits.c.hits))
-        hits: int = result.scalar_one()
-        return hits
+        result = await self.db.execute(statement.returning(_limits.c.hits, _limits.c.resets_at))
+        hits, resets_at = result.one()
+        await self.db.commit()
+        return hits, resets_at
 
-    async def count(self, key: str, now: float) -> tuple[int, float]:
-        """The events counted under `key` in its current window, and when it ends."""
-        result = await self.db.execute(
-            select(_limits.c.hits, _limits.c.resets_at).where(
-                _limits.c.name == key, _limits.c.resets_at > now
-            )
+    async def undo(self, key: str, now: float) -> None:
+        """Take back one event under `key` (if its window is still running)."""
+        await self._commit()
+        await self.db.execute(
+            update(_limits)
+            .where(_limits.c.name == key, _limits.c.resets_at > now, _limits.c.hits > 0)
+            .values(hits=_limits.c.hits - 1)
         )
-        row = result.first()
-        return (row.hits, row.resets_at) if row is not None else (0, now)
+        await self.db.commit()
 
     async def clear(self, key: str) -> None:
+        await self._commit()
         await self.db.execute(delete(_limits).where(_limits.c.name == key))
+        await self.db.commit()
 
     async def purge_expired(self, now: float) -> int:
         """Delete expired sessions, and rate-limit windows that ended; returns

@@ -1,20 +1,27 @@
 """Failed-login limits, per account and per client address.
 
 The counts live in the session store, so every worker process shares them.
-Windows are fixed (`LOGIN_ATTEMPTS_WINDOW` seconds from the first failure):
-once a limit is reached, logins answer 429 with `Retry-After` until the
+Windows are fixed (`LOGIN_ATTEMPTS_WINDOW` seconds from the first attempt):
+once a limit is used up, logins answer 429 with `Retry-After` until the
 window ends, even with the right password, and then work again; a
 successful login clears its account's count. Nobody is locked out for good.
+
+Every attempt is counted before its password is checked, by one atomic
+increment that returns the new count: of N parallel guesses, at most the
+limit get a password check, the rest 429. The count is written at once,
+on its own: a request that fails later cannot take it back (a success
+gives it back).
 """
 
 import hashlib
 import logging
 import math
 import time
-from typing import Annotated, Protocol
+from typing import Annotated, NoReturn, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
+from svc_sync_redis_postgres_jwt_ex.auth.accounts import normalize_email
 from svc_sync_redis_postgres_jwt_ex.config import Settings, get_settings
 from svc_sync_redis_postgres_jwt_ex.sessions.deps import SessionStoreDep
 
@@ -24,11 +31,25 @@ logger = logging.getLogger(__name__)
 class Counters(Protocol):
     """What a session store provides for rate limits."""
 
-    def hit(self, key: str, window: int, now: float) -> int: ...
+    def hit(self, key: str, window: int, now: float) -> tuple[int, float]: ...
 
-    def count(self, key: str, now: float) -> tuple[int, float]: ...
+    def undo(self, key: str, now: float) -> None: ...
 
     def clear(self, key: str) -> None: ...
+
+
+def _key(kind: str, value: str) -> str:
+    """A store key of bounded length (hashed: an address forwarded by a
+    proxy, or an email, can be any length), revealing no email address."""
+    return f"login:{kind}:" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _refuse(resets_at: float, now: float) -> NoReturn:
+    raise HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "Too many failed logins: try again later",
+        headers={"Retry-After": str(max(1, math.ceil(resets_at - now)))},
+    )
 
 
 class LoginLimiter:
@@ -37,40 +58,41 @@ class LoginLimiter:
         self.window = settings.login_attempts_window
         self.per_account = settings.login_attempts_per_account
         self.per_client = settings.login_attempts_per_client
-        self.client_key = f"login:client:{client}"
+        self.client_key = _key("client", client)
 
-    def _account_key(self, email: str) -> str:
-        # Hashed: keys stay short, and the store holds no email addresses.
-        return "login:account:" + hashlib.sha256(email.lower().encode()).hexdigest()[:32]
+    def reserve(self, email: str) -> None:
+        """Count one attempt on `email`'s account and on this client before
+        the password is checked: 429 when either has used up its limit.
 
-    def _limits(self, email: str) -> list[tuple[str, int]]:
-        return [(self._account_key(email), self.per_account), (self.client_key, self.per_client)]
-
-    def check(self, email: str) -> None:
-        """429 while the account or this client has used up its failures."""
+        `email` as the client sent it: it is keyed in the form the user
+        lookup uses (`normalize_email`), so no variant has a count of its own.
+        """
         now = time.time()
-        for key, limit in self._limits(email):
-            hits, resets_at = self.counters.count(key, now)
-            if hits >= limit:
-                raise HTTPException(
-                    status.HTTP_429_TOO_MANY_REQUESTS,
-                    "Too many failed logins: try again later",
-                    headers={"Retry-After": str(max(1, math.ceil(resets_at - now)))},
-                )
-
-    def failed(self, email: str) -> None:
-        now = time.time()
-        for key, limit in self._limits(email):
-            if self.counters.hit(key, self.window, now) == limit:
-                logger.warning("failed-login limit reached: %s", key)
+        account_key = _key("account", normalize_email(email))
+        hits, resets_at = self.counters.hit(account_key, self.window, now)
+        if hits > self.per_account:
+            _refuse(resets_at, now)
+        if hits == self.per_account:
+            logger.warning("failed-login limit reached: %s", account_key)
+        hits, resets_at = self.counters.hit(self.client_key, self.window, now)
+        if hits > self.per_client:
+            # Refused before any check: the account's attempt did not happen.
+            self.counters.undo(account_key, now)
+            _refuse(resets_at, now)
+        if hits == self.per_client:
+            logger.warning("failed-login limit reached: %s", self.client_key)
 
     def succeeded(self, email: str) -> None:
-        self.counters.clear(self._account_key(email))
+        """The password was right: the account's count starts again, and this
+        client's attempt is given back (only failures count against it)."""
+        self.counters.clear(_key("account", normalize_email(email)))
+        self.counters.undo(self.client_key, time.time())
 
 
 async def get_login_limiter(request: Request, store: SessionStoreDep) -> LoginLimiter:
     """Behind a proxy, run uvicorn with `--proxy-headers` and `--forwarded-allow-ips`
-    so that the client address is the real client's, not the proxy's."""
+    so that the client address is the real client's, not the proxy's (then
+    taken from `X-Forwarded-For`: any text, of any length; it is hashed)."""
     client = request.client.host if request.client is not None else "unknown"
     return LoginLimiter(store, get_settings(request), client)
 

@@ -1,7 +1,6 @@
 """Register, get and refresh bearer tokens, log out."""
 
 import hmac
-import secrets
 import time
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from svc_sync_redis_postgres_jwt_ex.auth.accounts import change_password
+from svc_sync_redis_postgres_jwt_ex.auth.accounts import change_password, normalize_email
 from svc_sync_redis_postgres_jwt_ex.auth.deps import CurrentUser
 from svc_sync_redis_postgres_jwt_ex.auth.limits import LoginLimits
 from svc_sync_redis_postgres_jwt_ex.auth.passwords import hash_password, verify_password
@@ -22,7 +21,11 @@ from svc_sync_redis_postgres_jwt_ex.auth.schemas import (
     TokenPair,
     UserOut,
 )
-from svc_sync_redis_postgres_jwt_ex.auth.tokens import create_access_token
+from svc_sync_redis_postgres_jwt_ex.auth.tokens import (
+    create_access_token,
+    create_refresh_token,
+    read_refresh_token,
+)
 from svc_sync_redis_postgres_jwt_ex.config import Settings, SettingsDep
 from svc_sync_redis_postgres_jwt_ex.db import DbSession
 from svc_sync_redis_postgres_jwt_ex.models import User
@@ -34,8 +37,7 @@ router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409
 
 
 def refused(detail: str) -> JSONResponse:
-    """A 401 that still commits the request's transaction (a revocation, or a
-    failed login counted by `LoginLimits`)."""
+    """A 401 that still commits the request's transaction (a revocation)."""
     return JSONResponse(
         {"detail": detail},
         status.HTTP_401_UNAUTHORIZED,
@@ -45,7 +47,7 @@ def refused(detail: str) -> JSONResponse:
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 def register(body: Credentials, db: DbSession) -> UserOut:
-    user = User(email=body.email.lower(), password_hash=hash_password(body.password))
+    user = User(email=normalize_email(body.email), password_hash=hash_password(body.password))
     db.add(user)
     try:
         db.flush()
@@ -54,17 +56,20 @@ def register(body: Credentials, db: DbSession) -> UserOut:
     return UserOut(id=user.id, email=user.email)
 
 
-def issue_tokens(session: Session, user_id: int, sid: str, settings: Settings) -> TokenPair:
-    """A new access token for the session `sid`, and a new refresh token that
-    replaces the previous one (only its hash is stored)."""
-    secret = secrets.token_urlsafe(32)
-    session.refresh_hash = hash_token(secret)
-    session.modified = True
+def token_pair(settings: Settings, user_id: int, sid: str, refresh_token: str) -> TokenPair:
     return TokenPair(
         access_token=create_access_token(settings, user_id, sid),
-        refresh_token=f"{sid}.{secret}",
+        refresh_token=refresh_token,
         expires_in=settings.access_token_lifetime,
     )
+
+
+def issue_tokens(session: Session, user_id: int, sid: str, settings: Settings) -> TokenPair:
+    """A new access token for the session `sid`, and a new refresh token that
+    replaces the previous one (only its hash is stored) when the session is saved."""
+    refresh_token, session.refresh_hash = create_refresh_token(settings, sid)
+    session.modified = True
+    return token_pair(settings, user_id, sid, refresh_token)
 
 
 @router.post("/token", response_model=TokenPair)
@@ -76,11 +81,14 @@ def token(
     limits: LoginLimits,
 ) -> TokenPair | JSONResponse:
     """OAuth2 password flow: `username` is the email. Starts a login session."""
-    limits.check(form.username)
-    user = db.scalar(select(User).where(User.email == form.username.lower()))
+    limits.reserve(form.username)
+    email = normalize_email(form.username)
+    user = db.scalar(select(User).where(User.email == email))
     password_hash = user.password_hash if user is not None and user.is_active else None
-    if user is None or not verify_password(form.password, password_hash):
-        limits.failed(form.username)
+    # Checked whether or not the user exists (against a dummy hash if not):
+    # an unknown email takes as long as a wrong password.
+    valid = verify_password(form.password, password_hash)
+    if user is None or not valid:
         return refused("Invalid email or password")
     limits.succeeded(form.username)
     session.login(user.id)
@@ -91,24 +99,52 @@ def token(
 @router.post("/refresh", response_model=TokenPair)
 def refresh(
     body: RefreshIn,
+    db: DbSession,
     store: SessionStoreDep,
     session: CurrentSession,
     settings: SettingsDep,
 ) -> TokenPair | JSONResponse:
     """Trade a refresh token for a new pair; the old refresh token dies.
 
-    A refresh token that was already used means two parties hold it (one
-    of them a thief): the whole login session is revoked.
+    - The current token: a new pair, if the user still exists and is active
+      (otherwise 401, and the login session is revoked).
+    - A token this service issued and has since rotated (its MAC verifies,
+      its hash is no longer the stored one): two parties hold it, one of
+      them perhaps a thief, so the whole login session is revoked (401).
+    - Anything else, such as a guessed secret on a handle read from an
+      access token: 401, and nothing is revoked.
+
+    The rotation is a compare-and-set on the stored hash, so of concurrent
+    refreshes with one token exactly one wins. The others presented a token
+    that is retired by then, which is reuse: they revoke the login session,
+    the winner's new tokens with it. Clients must not refresh in parallel.
     """
-    sid, _, secret = body.refresh_token.partition(".")
-    state = store.get_by_handle(sid, time.time()) if secret else None
-    if state is None or state.user_id is None:
+    presented = read_refresh_token(body.refresh_token, settings)
+    state = store.get_by_handle(presented.handle, time.time()) if presented else None
+    if presented is None or state is None or state.user_id is None:
         return refused("Invalid refresh token")
-    session.attach(state)
-    if not hmac.compare_digest(hash_token(secret), state.refresh_hash or ""):
+    current = state.refresh_hash
+    if current is None or not hmac.compare_digest(hash_token(presented.secret), current):
+        if not presented.signed:
+            return refused("Invalid refresh token")
+        session.attach(state)
         session.destroy()
         return refused("Refresh token reused: the session is revoked")
-    return issue_tokens(session, state.user_id, state.handle, settings)
+    session.attach(state)
+    user = db.get(User, state.user_id)
+    if user is None or not user.is_active:
+        # Disabled or deleted other than by `disable_user`, which ends the sessions.
+        session.destroy()
+        return refused("Invalid refresh token")
+    refresh_token, refresh_hash = create_refresh_token(settings, state.handle)
+    if not store.replace_refresh_hash(state.id, current, refresh_hash):
+        # A concurrent refresh with the same token rotated it first: reuse.
+        session.destroy()
+        return refused("Refresh token reused: the session is revoked")
+    # Stored by the compare-and-set: saving the session only extends its expiry.
+    session.refresh_hash = state.refresh_hash = refresh_hash
+    session.modified = True
+    return token_pair(settings, user.id, state.handle, refresh_token)
 
 
 @router.get("/me")
@@ -133,11 +169,11 @@ def password(
 ) -> TokenPair | JSONResponse:
     """Change the password: every other session of the user ends, and this
     one goes on under a new id, with new tokens (the old ones stop working)."""
-    limits.check(user.email)
+    limits.reserve(user.email)
     if not verify_password(body.current_password, user.password_hash):
-        limits.failed(user.email)
-        # 403, not 401: the session is fine. The transaction commits (counted).
+        # 403, not 401: the session is fine.
         return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
+    limits.succeeded(user.email)
     change_password(user, body.new_password, store)
     session.login(user.id)
     _, sid = session.pending_id()

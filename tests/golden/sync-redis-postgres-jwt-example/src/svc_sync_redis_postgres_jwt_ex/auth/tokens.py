@@ -1,4 +1,6 @@
-"""Access tokens: short-lived JWTs (PyJWT) that name a server-side session.
+"""Access tokens: short-lived JWTs (PyJWT) that name a server-side session;
+refresh tokens: opaque, rotated on every use, and signed so that a token
+this service issued can be told from a guess.
 
 The algorithm is fixed here, never taken from the token, so `alg: none` and
 algorithm confusion are refused. The first `SECRET_KEY` signs; the `kid`
@@ -7,13 +9,16 @@ nobody out.
 """
 
 import hashlib
+import hmac
 import secrets
 import time
+from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 
 import jwt
 
 from svc_sync_redis_postgres_jwt_ex.config import Settings
+from svc_sync_redis_postgres_jwt_ex.sessions.session import hash_token
 
 ALGORITHM = "HS256"
 
@@ -62,3 +67,55 @@ def decode_access_token(token: str, settings: Settings) -> AccessClaims | None:
         return AccessClaims(user_id=int(claims["sub"]), sid=str(claims["sid"]))
     except (jwt.PyJWTError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A refresh token as presented: `<handle>.<nonce>.<mac>`."""
+
+    # The login session's public handle (the access token's `sid` claim).
+    handle: str
+    # `<nonce>.<mac>`: the store keeps only its SHA-256 (`hash_token`).
+    secret: str
+    # The MAC verifies with one of the `SECRET_KEY`s: this service issued it.
+    signed: bool
+
+
+def _refresh_mac(key: str, handle: str, nonce: str) -> str:
+    # The "refresh:" prefix keeps these MACs apart from JWT signatures made
+    # with the same key (a JWT signing input never contains ":").
+    message = f"refresh:{handle}.{nonce}".encode()
+    digest = hmac.digest(key.encode(), message, hashlib.sha256)
+    return urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def create_refresh_token(settings: Settings, handle: str) -> tuple[str, str]:
+    """A new refresh token for the login session `handle`, and the hash to store.
+
+    The nonce is 256 bits from `secrets`; the MAC (HMAC-SHA256 with the first
+    `SECRET_KEY`) binds it to the handle. Only the current token's hash is
+    stored, so the MAC is what tells a token once issued and since rotated
+    (reuse: the session is revoked) from one never issued (a guess by
+    someone who read the handle in an access token: refused, nothing
+    revoked). Written with the standard library: it is one HMAC.
+    """
+    nonce = secrets.token_urlsafe(32)
+    secret = f"{nonce}.{_refresh_mac(settings.secret_key[0], handle, nonce)}"
+    return f"{handle}.{secret}", hash_token(secret)
+
+
+def read_refresh_token(token: str, settings: Settings) -> RefreshToken | None:
+    """The parts of a refresh token, and whether one of our keys signed it.
+
+    An unsigned token is still worth comparing with the stored hash: one
+    signed with a key since dropped from `SECRET_KEY`, or issued before
+    refresh tokens were signed, is valid while it is the current one.
+    """
+    handle, _, secret = token.partition(".")
+    if not (handle and secret) or not token.isascii():
+        return None
+    nonce, _, mac = secret.partition(".")
+    signed = any(
+        hmac.compare_digest(mac, _refresh_mac(key, handle, nonce)) for key in settings.secret_key
+    )
+    return RefreshToken(handle=handle, secret=secret, signed=signed)

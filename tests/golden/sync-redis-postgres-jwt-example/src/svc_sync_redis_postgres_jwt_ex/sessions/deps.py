@@ -1,18 +1,16 @@
 """The session dependency: loaded when a route asks, saved before the commit."""
 
 import time
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
-from redis import Redis
 
 from svc_sync_redis_postgres_jwt_ex.auth.tokens import decode_access_token
 from svc_sync_redis_postgres_jwt_ex.config import Settings, get_settings
-from svc_sync_redis_postgres_jwt_ex.db import DbSession
+from svc_sync_redis_postgres_jwt_ex.db import DbSession, after_rollback, before_commit
 from svc_sync_redis_postgres_jwt_ex.security import CONTENT_TOO_LARGE, mark_session_used
-from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import SessionStore
+from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import RedisClient, SessionStore
 from svc_sync_redis_postgres_jwt_ex.sessions.session import (
     Session,
     SessionState,
@@ -26,7 +24,7 @@ from svc_sync_redis_postgres_jwt_ex.sessions.session import (
 async def get_store(request: Request) -> SessionStore:
     """This request's view of the Redis session store (it journals writes)."""
     settings = get_settings(request)
-    redis: Redis = request.app.state.redis
+    redis: RedisClient = request.app.state.redis
     return SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
 
 
@@ -41,14 +39,16 @@ def get_session(
     db: DbSession,
     store: SessionStoreDep,
     access_token: Annotated[str | None, Depends(bearer)],
-) -> Iterator[Session]:
-    """Load the session named by the bearer token's `sid` (one store read),
-    and save it afterwards.
+) -> Session:
+    """Load the session named by the bearer token's `sid` (one store read);
+    it is saved once the route returns, just before `get_db` commits.
 
     Every authenticated request reads its session, so a logged-out or revoked
-    session stops its access tokens at once. The save runs inside the
-    request's database transaction, before `get_db` commits: if the route or
-    the commit fails, the session change is rolled back with the data.
+    session stops its access tokens at once.
+
+    Redis is outside the database transaction: the session is saved just
+    before the commit, and put back as it was loaded if the route or the
+    commit fails.
     """
     settings = get_settings(request)
     mark_session_used(request)
@@ -58,16 +58,9 @@ def get_session(
         state = store.get_by_handle(claims.sid, time.time())
         if state is not None and state.user_id == claims.user_id:
             session.attach(state)
-    # Redis is outside the transaction: save the session first, then commit,
-    # and put the session back as it was if the route or the commit fails.
-    try:
-        yield session
-        save_session(session, store, settings, time.time())
-        if db.in_transaction():
-            db.commit()
-    except BaseException:
-        store.rollback()
-        raise
+    before_commit(db, lambda: save_session(session, store, settings, time.time()))
+    after_rollback(db, store.rollback)
+    return session
 
 
 def save_session(

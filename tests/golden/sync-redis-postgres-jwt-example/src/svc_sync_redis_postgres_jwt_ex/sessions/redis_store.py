@@ -1,10 +1,18 @@
 """Sessions in Redis: one key per session, expired by Redis itself.
 
 Keys, under the `REDIS_PREFIX` namespace:
-  session:<id>      the session as JSON, with the session's expiry as its TTL
-  handle:<handle>   the id of the session with that public handle (the `sid` claim)
-  user:<user id>    the set of a user's session ids (pruned when listed)
-  limit:<key>       a rate-limit counter (failed logins), expiring with its window
+  session:{<id>}      the session as JSON, with the session's expiry as its TTL
+  handle:{<handle>}   the id of the session with that public handle (the `sid`
+                      claim), kept until the session's absolute timeout
+  user:{<user id>}    the set of a user's session ids (pruned when listed)
+  limit:<key>         a rate-limit counter (failed logins), expiring with its window
+
+The braces are Redis Cluster hash tags: on a cluster, the slot of a key is
+the hash of its tag alone. Every transaction and WATCH here involves one key
+only; what spans keys of different slots (a session and its user's index,
+the sessions of one user) goes in plain pipelines, which a cluster client
+splits by node. The same code runs on one server, a Sentinel-managed master
+or a Cluster: `create_redis` picks the client from `REDIS_URL`.
 
 Redis is not part of the database transaction, so every write is journaled
 with its inverse: `rollback()` puts the sessions back as they were loaded
@@ -17,11 +25,14 @@ between: concurrent requests that change different keys keep every change.
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.sentinel import Sentinel
 
 from svc_sync_redis_postgres_jwt_ex.sessions.session import (
     DELETED,
@@ -30,18 +41,145 @@ from svc_sync_redis_postgres_jwt_ex.sessions.session import (
     apply_changes,
 )
 
+# DECR unless the counter is gone (its window ended): a DECR alone would
+# bring the key back, without a TTL.
+_UNDO = """
+local hits = tonumber(redis.call("GET", KEYS[1]))
+if hits and hits > 0 then
+    return redis.call("DECR", KEYS[1])
+end
+return 0
+"""
+
 Undo = Callable[[], object]
 
+# A client of one server (a Sentinel-managed master's client is one too), or of a Cluster.
+RedisClient = Redis | RedisCluster
+AnyPipeline = Pipeline | ClusterPipeline
 
-def create_redis(url: str) -> Redis:
-    """A client with a connection pool; it reconnects by itself after an outage."""
-    return Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
+SCHEMES = (
+    *(f"{tls}{kind}" for tls in ("redis", "rediss") for kind in ("", "+sentinel", "+cluster")),
+    "unix",
+)
+# Connections and pools: fail fast when a server is down, reconnect by themselves after.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "health_check_interval": 30,
+}
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """What a `REDIS_URL` names (the URL forms of redis-py and the `limits` library):
+
+    redis://[[user]:password@]host:port/db               one server (rediss://: TLS;
+                                                         unix:///path: its socket)
+    redis+sentinel://[[user]:password@]host:port,.../service[/db]
+                                                         the master that these Sentinels
+                                                         know as `service`
+    redis+cluster://[[user]:password@]host:port,...      a Cluster; these nodes are
+                                                         where discovery starts
+    Credentials are those of the Redis servers (the Sentinels are asked without any).
+    """
+
+    kind: Literal["server", "sentinel", "cluster"]
+    url: str
+    nodes: list[tuple[str, int]]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+    ssl: bool
+
+
+def _node(text: str, default_port: int) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon or host.endswith(":"):  # no port (or an IPv6 address without brackets)
+        host, port = text, str(default_port)
+    if not host or not port.isdigit():
+        msg = f"REDIS_URL: {text!r} is not host:port"
+        raise ValueError(msg)
+    return host.strip("[]"), int(port)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """The deployment that `url` names; ValueError, saying why, if it names none."""
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme not in SCHEMES:
+        msg = f"REDIS_URL must start with one of {', '.join(s + '://' for s in SCHEMES)}"
+        raise ValueError(msg)
+    parts = urlsplit(url)
+    if scheme == "unix":  # one server's socket: unix:///path/to/redis.sock?db=0
+        return RedisTarget("server", url, [], "", 0, None, None, ssl=False)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    kind: Literal["server", "sentinel", "cluster"] = "server"
+    if scheme.endswith("+sentinel"):
+        kind = "sentinel"
+    elif scheme.endswith("+cluster"):
+        kind = "cluster"
+    default_port = 26379 if kind == "sentinel" else 6379
+    nodes = [_node(host, default_port) for host in hosts.split(",") if host]
+    path = [segment for segment in parts.path.split("/") if segment]
+    service = path.pop(0) if kind == "sentinel" and path else ""
+    if not nodes or (kind == "sentinel" and not service):
+        msg = "REDIS_URL names no Sentinel service (redis+sentinel://host:26379/service/0)"
+        if not nodes:
+            msg = f"REDIS_URL names no host: {scheme}://host:port"
+        raise ValueError(msg)
+    if kind == "server" and len(nodes) > 1:
+        msg = "REDIS_URL names several hosts: use redis+sentinel:// or redis+cluster://"
+        raise ValueError(msg)
+    db = path[0] if path else "0"
+    if len(path) > 1 or not db.isdigit() or (kind == "cluster" and db != "0"):
+        msg = "REDIS_URL: a Cluster has database 0 only" if kind == "cluster" else ""
+        raise ValueError(msg or f"REDIS_URL: {parts.path!r} is not a database number")
+    return RedisTarget(
+        kind=kind,
+        url=url,
+        nodes=nodes,
+        service=service,
+        db=int(db),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=scheme.startswith("rediss"),
     )
+
+
+def create_redis(url: str) -> RedisClient:
+    """A client for the deployment that `url` names (see `RedisTarget`), with
+    connection pools that reconnect by themselves after an outage. A Sentinel
+    client asks the Sentinels for the master again when its master fails over."""
+    target = parse_redis_url(url)
+    if target.kind == "server":
+        return Redis.from_url(url, **CLIENT_OPTIONS)
+    credentials: dict[str, Any] = {
+        "username": target.username,
+        "password": target.password,
+        "ssl": target.ssl,
+    }
+    if target.kind == "sentinel":
+        # (redis-py leaves these unannotated.)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            target.nodes, socket_connect_timeout=2, socket_timeout=2
+        )
+        master: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            target.service, db=target.db, **credentials, **CLIENT_OPTIONS
+        )
+        return master
+    nodes = [ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
+    return RedisCluster(
+        startup_nodes=nodes,
+        **credentials,
+        **CLIENT_OPTIONS,
+    )
+
+
+def hash_tag(value: object) -> str:
+    """`value` in braces: a Redis Cluster slots a key by the hash of that part alone."""
+    return "{" + str(value) + "}"
 
 
 def _dump(state: SessionState) -> str:
@@ -72,7 +210,7 @@ def undo(previous: SessionState, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, prefix: str, absolute_timeout: int) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, absolute_timeout: int) -> None:
         self.redis = redis
         self.prefix = prefix
         self.absolute_timeout = absolute_timeout
@@ -81,10 +219,13 @@ class SessionStore:
         self.journal: list[Undo] = []
 
     def _key(self, session_id: str) -> str:
-        return f"{self.prefix}session:{session_id}"
+        return f"{self.prefix}session:{hash_tag(session_id)}"
 
     def _user_key(self, user_id: int) -> str:
-        return f"{self.prefix}user:{user_id}"
+        return f"{self.prefix}user:{hash_tag(user_id)}"
+
+    def _handle_key(self, handle: str) -> str:
+        return f"{self.prefix}handle:{hash_tag(handle)}"
 
     def _remember(self, state: SessionState | None) -> SessionState | None:
         if state is not None:
@@ -97,17 +238,19 @@ class SessionStore:
 
     def get_by_handle(self, handle: str, now: float) -> SessionState | None:
         """The live session with this public handle (the `sid` claim), or None."""
-        session_id = self.redis.get(f"{self.prefix}handle:{handle}")
+        session_id = self.redis.get(self._handle_key(handle))
         return self.get(_text(session_id), now) if session_id else None
 
-    def _queue_set(self, pipe: Pipeline, state: SessionState) -> None:
-        expires_at_ms = int(state.expires_at * 1000)
-        pipe.set(self._key(state.id), _dump(state), pxat=expires_at_ms)
-        pipe.set(f"{self.prefix}handle:{state.handle}", state.id, pxat=expires_at_ms)
+    def _queue_set(self, pipe: AnyPipeline, state: SessionState) -> None:
+        pipe.set(self._key(state.id), _dump(state), pxat=int(state.expires_at * 1000))
 
     def _put(self, state: SessionState) -> None:
         pipe = self.redis.pipeline(transaction=False)
         self._queue_set(pipe, state)
+        # Set here only, to outlive the session: updates change the session's
+        # key alone, in a transaction on its slot.
+        absolute_end_ms = int((state.created_at + self.absolute_timeout) * 1000)
+        pipe.set(self._handle_key(state.handle), state.id, pxat=absolute_end_ms)
         if state.user_id is not None:
             pipe.sadd(self._user_key(state.user_id), state.id)
             pipe.expire(self._user_key(state.user_id), self.absolute_timeout)
@@ -152,7 +295,7 @@ class SessionStore:
         key = self._key(session_id)
         taken: dict[str, Any] = {}
 
-        def merge(pipe: Pipeline) -> None:
+        def merge(pipe: AnyPipeline) -> None:
             taken.clear()
             state = _load(pipe.get(key), 0)
             if state is not None:
@@ -185,12 +328,39 @@ class SessionStore:
         self.redis.delete(self._key(session_id))
         self.journal.append(lambda: self._restore(session_id))
 
+    def replace_refresh_hash(self, session_id: str, old: str, new: str) -> bool:
+        """Compare-and-set: store `new` only if the refresh hash is still `old`.
+
+        WATCH the session key, check the hash, MULTI/EXEC the new one; run
+        again if the key changed in between. False when another request
+        rotated the hash (or deleted the session) first.
+        """
+        key = self._key(session_id)
+        swapped = False
+
+        def swap(pipe: AnyPipeline) -> None:
+            nonlocal swapped
+            state = _load(pipe.get(key), 0)
+            swapped = state is not None and state.refresh_hash == old
+            if state is None or not swapped:
+                return
+            pipe.multi()
+            self._queue_set(pipe, replace(state, refresh_hash=new))
+        self.redis.transaction(swap, key)
+        if swapped:
+            self.journal.append(lambda: self._merge(session_id, {"refresh_hash": old}, {}))
+        return swapped
+
     def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
         members = self.redis.smembers(self._user_key(user_id))
         ids = sorted(_text(member) for member in members)
         if not ids:
             return []
-        raws = self.redis.mget([self._key(session_id) for session_id in ids])
+        # Not MGET: a user's sessions lie in different Cluster slots.
+        pipe = self.redis.pipeline(transaction=False)
+        for session_id in ids:
+            pipe.get(self._key(session_id))
+        raws = pipe.execute()
         states = [_load(raw, now) for raw in raws]
         gone = [session_id for session_id, raw in zip(ids, raws, strict=True) if raw is None]
         if gone:
@@ -206,27 +376,24 @@ class SessionStore:
     def _limit_key(self, key: str) -> str:
         return f"{self.prefix}limit:{key}"
 
-    def hit(self, key: str, window: int, now: float) -> int:
-        """Count one event under `key`; returns the count in its current window.
+    def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
+        """Count one event under `key`; returns the count in its current window
+        (this one included) and when the window ends.
 
         Not journaled: a failed login counts even if its request fails later.
+        One MULTI transaction: of concurrent hits each sees its own count.
         """
         pipe = self.redis.pipeline(transaction=True)
         # The counter starts at 0 with the window as its TTL; INCR keeps the TTL.
         pipe.set(self._limit_key(key), 0, ex=window, nx=True)
         pipe.incr(self._limit_key(key))
-        _, hits = pipe.execute()
-        return int(hits)
-
-    def count(self, key: str, now: float) -> tuple[int, float]:
-        """The events counted under `key` in its current window, and when it ends."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self._limit_key(key))
         pipe.pttl(self._limit_key(key))
-        hits, ttl_ms = pipe.execute()
-        if hits is None or ttl_ms < 0:
-            return 0, now
-        return int(hits), now + ttl_ms / 1000
+        _, hits, ttl_ms = pipe.execute()
+        return int(hits), now + max(ttl_ms, 0) / 1000
+
+    def undo(self, key: str, now: float) -> None:
+        """Take back one event under `key` (if its window is still running)."""
+        self.redis.eval(_UNDO, 1, self._limit_key(key))
 
     def clear(self, key: str) -> None:
         self.redis.delete(self._limit_key(key))

@@ -118,7 +118,13 @@ class Session(MutableMapping[str, Any]):
         return self.state.handle if self.state is not None else None
 
     def login(self, user_id: int) -> None:
-        """Start a login session for the user, under a fresh id and handle."""
+        """Start a login session for the user, under a fresh id and handle.
+
+        The data carries over only from the same user's session (a bearer
+        token sent along); a login as another user starts with no data.
+        """
+        if self.user_id is not None and self.user_id != user_id:
+            self.data = {}
         self.user_id = user_id
         self.cycle_id()
 

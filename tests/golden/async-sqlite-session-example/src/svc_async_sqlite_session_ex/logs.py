@@ -1,0 +1,44 @@
+"""Logs: one JSON object a line on standard output, uvicorn's lines included,
+each with the id of the request it belongs to (`request_id`, also sent back in
+the `X-Request-ID` response header; null outside requests).
+
+Nothing here logs headers, cookies, bodies or tokens; SQL statements are
+logged without their parameters (`db.py`), so no session id or password
+reaches a log line.
+"""
+
+import logging
+import sys
+
+from asgi_correlation_id import CorrelationIdFilter
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(correlation_id)s %(message)s"
+RENAMED = {
+    "asctime": "time",
+    "levelname": "level",
+    "name": "logger",
+    "correlation_id": "request_id",
+}
+
+
+def configure_logging(level: str) -> None:
+    """Send every record to one JSON handler on the root logger."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(CorrelationIdFilter())
+    # uvicorn's `color_message` (its message again, with terminal colours) is left out.
+    formatter = JsonFormatter(
+        FIELDS, rename_fields=RENAMED, reserved_attrs=[*RESERVED_ATTRS, "color_message"]
+    )
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    # uvicorn's own text handlers give way to the root's. A logger without
+    # handlers stays as it is: `--no-access-log` leaves `uvicorn.access` bare.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if logger.handlers:
+            logger.handlers.clear()
+            logger.propagate = True
