@@ -346,6 +346,8 @@ class SessionStore:
                 return
             pipe.multi()
             self._queue_set(pipe, replace(state, refresh_hash=new))
+
+        # WATCH the key, swap, MULTI/EXEC; run again if the key changed meanwhile.
         self.redis.transaction(swap, key)
         if swapped:
             self.journal.append(lambda: self._merge(session_id, {"refresh_hash": old}, {}))
