@@ -215,6 +215,24 @@ def test_a_bad_setting_stops_start_up_with_one_line(
     assert not any(secret[i : i + 6] in output for i in range(len(secret) - 5)), output
 
 
+def test_several_workers_stop_on_a_bad_setting(service_env: dict[str, str], tmp_path: Path) -> None:
+    """uvicorn's supervisor gives up on workers that fail to start (rather than
+    restarting them for ever; it then exits 0), and each said why in one line."""
+    result = subprocess.run(
+        uvicorn_command(free_port(), "--workers", "2"),
+        env=service_env | {"ENVIRONMENT": "prod", "SECRET_KEY": ""},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert "failed to start, stopping the parent process" in output
+    assert "Invalid settings: SECRET_KEY: required when ENVIRONMENT is prod" in output
+    assert "Traceback" not in output
+
+
 def test_logs_are_json_lines_with_request_ids_and_no_secrets(
     start_service: Callable[..., Service],
 ) -> None:

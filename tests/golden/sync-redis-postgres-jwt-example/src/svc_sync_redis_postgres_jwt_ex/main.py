@@ -5,7 +5,10 @@ server at start-up, with one line naming the variable, rather than failing
 at the first request.
 """
 
+import sys
+
 from pydantic import ValidationError
+from uvicorn.config import STARTUP_FAILURE
 
 from svc_sync_redis_postgres_jwt_ex.app import create_app
 from svc_sync_redis_postgres_jwt_ex.config import Settings, settings_error
@@ -14,7 +17,10 @@ from svc_sync_redis_postgres_jwt_ex.logs import configure_logging
 try:
     settings = Settings()
 except ValidationError as exc:
-    # Printed as it is, without a traceback (which would show the values).
-    raise SystemExit(settings_error(exc)) from None
+    # One line, without the traceback (which would show the values). Exit
+    # status 3 is uvicorn's "failed to start": with `--workers` its supervisor
+    # then stops, instead of restarting workers that would fail the same way.
+    print(settings_error(exc), file=sys.stderr)
+    raise SystemExit(STARTUP_FAILURE) from None
 configure_logging(settings.log_level)
 app = create_app(settings)
