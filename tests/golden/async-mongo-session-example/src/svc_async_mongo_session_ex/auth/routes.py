@@ -52,7 +52,8 @@ async def login(
 ) -> LoginOut | JSONResponse:
     await limits.reserve(body.email)
     email = normalize_email(body.email)
-    user = User.from_document(await db.users.find_one({"email": email}, session=db.txn))
+    found = await db.users.find_one({"email": email}, session=db.txn)
+    user = User.from_document(found)
     password_hash = user.password_hash if user is not None and user.is_active else None
     # Checked whether or not the user exists (against a dummy hash if not):
     # an unknown email takes as long as a wrong password.
