@@ -26,7 +26,7 @@ between: concurrent requests that change different keys keep every change.
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import unquote, urlsplit
 
 from redis import Redis
@@ -43,6 +43,11 @@ from svc_sync_redis_postgres_jwt_ex.sessions.session import (
 
 # DECR unless the counter is gone (its window ended): a DECR alone would
 # bring the key back, without a TTL.
+# The counter starts at 0 with the window as its TTL; INCR keeps the TTL.
+_HIT = """
+redis.call("SET", KEYS[1], 0, "EX", ARGV[1], "NX")
+return {redis.call("INCR", KEYS[1]), redis.call("PTTL", KEYS[1])}
+"""
 _UNDO = """
 local hits = tonumber(redis.call("GET", KEYS[1]))
 if hits and hits > 0 then
@@ -383,14 +388,12 @@ class SessionStore:
         (this one included) and when the window ends.
 
         Not journaled: a failed login counts even if its request fails later.
-        One MULTI transaction: of concurrent hits each sees its own count.
+        One script (atomic): of concurrent hits each sees its own count.
         """
-        pipe = self.redis.pipeline(transaction=True)
-        # The counter starts at 0 with the window as its TTL; INCR keeps the TTL.
-        pipe.set(self._limit_key(key), 0, ex=window, nx=True)
-        pipe.incr(self._limit_key(key))
-        pipe.pttl(self._limit_key(key))
-        _, hits, ttl_ms = pipe.execute()
+        # One script on one key: atomic, and fine on a Cluster (redis.asyncio's
+        # cluster client failed MULTI pipelines here).
+        counted = self.redis.eval(_HIT, 1, self._limit_key(key), window)
+        hits, ttl_ms = cast(list[int], counted)
         return int(hits), now + max(ttl_ms, 0) / 1000
 
     def undo(self, key: str, now: float) -> None:
