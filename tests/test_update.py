@@ -123,7 +123,11 @@ def src_file(repo: Path, name: str) -> Path:
 
 def change_template_v2(repo: Path) -> None:
     """v2: a comment atop health.py, a new setting, a new file (files the user edits too)."""
-    edit(src_file(repo, "health.py.jinja"), re.compile(r"\A(\"\"\".*\"\"\"\n)"), rf"\1{V2_DOC}\n")
+    edit(
+        src_file(repo, "health.py.jinja"),
+        re.compile(r"\A(\"\"\".*?\"\"\"\n)", re.DOTALL),
+        rf"\1{V2_DOC}\n",
+    )
     edit(
         src_file(repo, "config.py.jinja"),
         re.compile(r"^(    environment: .*\n)", re.MULTILINE),
