@@ -126,6 +126,7 @@ def test_schemathesis_finds_no_server_error(
                 "--no-color",
             ],
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+            cwd=tmp_path,  # its example cache (.schemathesis/) stays out of the checkout
             capture_output=True,
             text=True,
             timeout=900,
