@@ -77,6 +77,27 @@ SERVERS = {
 }
 FAST_IDS = frozenset({"async-sqlite-session-example", "sync-sqlite-none-noexample"})
 
+
+def full_suite_ids(combos: list[Combo]) -> frozenset[str]:
+    """The combinations whose generated tests run whole, the ``slow`` ones included.
+
+    The generated ``slow`` tests start servers and processes of their own (uvicorn workers,
+    PgBouncer, a private PostgreSQL or MariaDB, Redis Cluster and Sentinel): what they
+    exercise differs by mode and by store and database, hardly by auth style or example.
+    So they run once per (mode, backend, database), with the auth styles and the example
+    spread so that every (mode, auth, example) is among them too; the other combinations
+    run everything else (``-m "not slow"``: deselected, not skipped). That keeps the
+    matrix inside its time without leaving a store, a database or a mode untried.
+    """
+    chosen: set[str] = set()
+    for shift, mode in enumerate(sorted({c.mode for c in combos})):
+        stores = sorted({(c.backend, c.database) for c in combos if c.mode == mode})
+        variants = sorted({(c.auth, c.example_api) for c in combos if c.mode == mode})
+        for number, store in enumerate(stores):
+            auth, example_api = variants[(number + 3 * shift) % len(variants)]
+            chosen.add(Combo(mode, *store, auth, example_api).id)
+    return frozenset(chosen | FAST_IDS)
+
 # Variables of the generated service (or of Python tooling) that must not leak in from the
 # environment pytest runs in; the ones a combination needs are set again below.
 DROPPED_ENV = frozenset(
@@ -114,6 +135,7 @@ def load_copier_config() -> dict[str, Any]:
 
 CONFIG = load_copier_config()
 COMBOS = all_combos(CONFIG)
+FULL_SUITE_IDS = full_suite_ids(COMBOS)
 
 
 def params(*, full: bool) -> list[Any]:
@@ -791,7 +813,10 @@ def test_generated_project(
         ("mypy", [python, "-m", "mypy", "--cache-dir", str(mypy_cache)], MYPY_TIMEOUT),
         (
             "pytest",
-            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"],
+            [
+                *(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"),
+                *(() if combo.id in FULL_SUITE_IDS else ("-m", "not slow")),
+            ],
             PYTEST_TIMEOUT,
         ),
     ]

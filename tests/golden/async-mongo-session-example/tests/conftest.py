@@ -15,9 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from pymongo import MongoClient, monitoring
 
 from svc_async_mongo_session_ex.app import create_app
+from svc_async_mongo_session_ex.auth import passwords
 from svc_async_mongo_session_ex.config import Settings
 from svc_async_mongo_session_ex.sessions.mongo_store import session_state
 from svc_async_mongo_session_ex.sessions.session import SessionState
@@ -31,6 +34,19 @@ TEST_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its lowest cost, for tests that are not about its cost: the
+    production settings take about 0.2 s of CPU per hash, which the suite's
+    hundreds of logins would spend for nothing. A test marked
+    `real_password_hashing` keeps them (the timing test does)."""
+    if request.node.get_closest_marker("real_password_hashing"):
+        return
+    hasher = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    monkeypatch.setattr(passwords, "_hasher", hasher)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", hasher.hash("an unguessable placeholder"))
 
 
 def pytest_report_header() -> str:

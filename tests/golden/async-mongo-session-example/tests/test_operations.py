@@ -181,6 +181,7 @@ def start_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
         service.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("settings", "variable"),
     [
@@ -215,6 +216,7 @@ def test_a_bad_setting_stops_start_up_with_one_line(
     assert not any(secret[i : i + 6] in output for i in range(len(secret) - 5)), output
 
 
+@pytest.mark.slow
 def test_several_workers_stop_on_a_bad_setting(service_env: dict[str, str], tmp_path: Path) -> None:
     """uvicorn's supervisor gives up on workers that fail to start (rather than
     restarting them for ever; it then exits 0), and each said why in one line."""
@@ -233,6 +235,7 @@ def test_several_workers_stop_on_a_bad_setting(service_env: dict[str, str], tmp_
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_logs_are_json_lines_with_request_ids_and_no_secrets(
     start_service: Callable[..., Service],
 ) -> None:
@@ -272,6 +275,7 @@ def test_logs_are_json_lines_with_request_ids_and_no_secrets(
         assert secret not in output
 
 
+@pytest.mark.slow
 def test_sessions_work_across_several_workers(start_service: Callable[..., Service]) -> None:
     """`uvicorn --workers 2`: requests land on either process, and the session
     made on one is valid on the other."""

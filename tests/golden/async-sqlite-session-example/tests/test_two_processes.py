@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import ROOT, TEST_KEY
 
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -17,11 +17,14 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from redis import Redis
 from redis.client import Pipeline
 from sqlalchemy import URL, Executable, create_engine, make_url
 
 from svc_sync_redis_postgres_jwt_ex.app import create_app
+from svc_sync_redis_postgres_jwt_ex.auth import passwords
 from svc_sync_redis_postgres_jwt_ex.config import (
     DEFAULT_DATABASE_URL,
     Settings,
@@ -37,6 +40,19 @@ TEST_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its lowest cost, for tests that are not about its cost: the
+    production settings take about 0.2 s of CPU per hash, which the suite's
+    hundreds of logins would spend for nothing. A test marked
+    `real_password_hashing` keeps them (the timing test does)."""
+    if request.node.get_closest_marker("real_password_hashing"):
+        return
+    hasher = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    monkeypatch.setattr(passwords, "_hasher", hasher)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", hasher.hash("an unguessable placeholder"))
 
 
 def migrate(url: str) -> None:

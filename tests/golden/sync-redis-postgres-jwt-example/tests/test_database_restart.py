@@ -19,7 +19,7 @@ from httpx import AsyncClient
 
 from .conftest import AppFactory, ClientFactory, login, migrate, register
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 # Seconds the service may take to answer again once PostgreSQL accepts connections.
 RECOVERY_LIMIT = 5

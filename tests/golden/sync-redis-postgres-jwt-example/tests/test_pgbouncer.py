@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from .conftest import AppFactory, ClientFactory, login, register
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 # Fewer server connections than the app's pool, so transactions change hands.
 SERVER_CONNECTIONS = 2

@@ -15,6 +15,7 @@ from .conftest import AppFactory, ClientFactory, register
 
 pytestmark = [
     pytest.mark.anyio,
+    pytest.mark.slow,
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
 
