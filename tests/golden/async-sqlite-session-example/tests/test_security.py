@@ -18,9 +18,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from svc_async_sqlite_session_ex.auth import passwords, routes
 from svc_async_sqlite_session_ex.auth.accounts import disable_user
+from svc_async_sqlite_session_ex.auth.users import get_user
 from svc_async_sqlite_session_ex.config import Settings
 from svc_async_sqlite_session_ex.db import DbSession
-from svc_async_sqlite_session_ex.models import User
 from svc_async_sqlite_session_ex.sessions.deps import CurrentSession, SessionStoreDep
 from svc_async_sqlite_session_ex.sessions.session import TokenSigner, new_token
 
@@ -64,9 +64,9 @@ def add_test_routes(app: FastAPI) -> None:
 
     @app.post("/test/disable/{user_id}", status_code=204)
     async def disable(user_id: int, db: DbSession, store: SessionStoreDep) -> None:
-        user = await db.get(User, user_id)
+        user = await get_user(db, user_id)
         assert user is not None
-        await disable_user(user, store)
+        await disable_user(user, store, db)
 
 
 @pytest.fixture

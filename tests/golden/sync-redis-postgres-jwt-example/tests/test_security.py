@@ -22,9 +22,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from svc_sync_redis_postgres_jwt_ex.auth import passwords, routes
 from svc_sync_redis_postgres_jwt_ex.auth.accounts import disable_user
 from svc_sync_redis_postgres_jwt_ex.auth.tokens import key_id
+from svc_sync_redis_postgres_jwt_ex.auth.users import get_user
 from svc_sync_redis_postgres_jwt_ex.config import Settings
 from svc_sync_redis_postgres_jwt_ex.db import DbSession
-from svc_sync_redis_postgres_jwt_ex.models import User
 from svc_sync_redis_postgres_jwt_ex.sessions.deps import CurrentSession, SessionStoreDep
 from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import SessionStore
 
@@ -67,9 +67,9 @@ def add_test_routes(app: FastAPI) -> None:
 
     @app.post("/test/disable/{user_id}", status_code=204)
     def disable(user_id: int, db: DbSession, store: SessionStoreDep) -> None:
-        user = db.get(User, user_id)
+        user = get_user(db, user_id)
         assert user is not None
-        disable_user(user, store)
+        disable_user(user, store, db)
 
 
 @pytest.fixture

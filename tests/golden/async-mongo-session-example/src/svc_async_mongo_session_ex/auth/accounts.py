@@ -2,20 +2,12 @@
 the user's sessions."""
 
 import unicodedata
-from functools import partial
 
 from svc_async_mongo_session_ex.auth.passwords import hash_password
-from svc_async_mongo_session_ex.db import UnitOfWork
+from svc_async_mongo_session_ex.auth.users import set_user_field
+from svc_async_mongo_session_ex.db import DbSession
 from svc_async_mongo_session_ex.models import User
-from svc_async_mongo_session_ex.sessions.mongo_store import SessionStore
-
-
-async def _set(db: UnitOfWork, user: User, field: str, value: object) -> None:
-    """Set one field of the user's document (undone if the request fails)."""
-    previous = getattr(user, field)
-    await db.users.update_one({"_id": user.id}, {"$set": {field: value}}, session=db.txn)
-    db.on_rollback(partial(db.users.update_one, {"_id": user.id}, {"$set": {field: previous}}))
-    setattr(user, field, value)
+from svc_async_mongo_session_ex.sessions.contract import UserSessions
 
 
 def normalize_email(email: str) -> str:
@@ -32,17 +24,17 @@ def normalize_email(email: str) -> str:
 async def change_password(
     user: User,
     new_password: str,
-    store: SessionStore,
-    db: UnitOfWork,
+    store: UserSessions,
+    db: DbSession,
 ) -> None:
     """Set a new password and delete every session of the user: whoever held
     one, or knew the old password, is out."""
-    await _set(db, user, "password_hash", await hash_password(new_password))
+    await set_user_field(db, user, "password_hash", await hash_password(new_password))
     await store.delete_for_user(user.id)
 
 
-async def disable_user(user: User, store: SessionStore, db: UnitOfWork) -> None:
+async def disable_user(user: User, store: UserSessions, db: DbSession) -> None:
     """Lock the user out (for admin routes and scripts): logins fail, and
     every session is deleted now, so requests that carry one get 401."""
-    await _set(db, user, "is_active", False)
+    await set_user_field(db, user, "is_active", False)
     await store.delete_for_user(user.id)

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from svc_async_mongo_session_ex.auth.users import get_user
 from svc_async_mongo_session_ex.db import DbSession
 from svc_async_mongo_session_ex.models import User
 from svc_async_mongo_session_ex.sessions.deps import CurrentSession
@@ -21,7 +22,8 @@ async def get_current_user(request: Request, session: CurrentSession, db: DbSess
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
-    user = User.from_document(await db.users.find_one({"_id": session.user_id}, session=db.txn))
+
+    user = await get_user(db, session.user_id)
     if user is None or not user.is_active:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
     return user

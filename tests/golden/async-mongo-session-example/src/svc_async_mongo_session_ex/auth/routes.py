@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import JSONResponse
-from pymongo.errors import DuplicateKeyError
 
 from svc_async_mongo_session_ex.auth.accounts import change_password, normalize_email
 from svc_async_mongo_session_ex.auth.deps import CurrentUser
@@ -18,8 +17,8 @@ from svc_async_mongo_session_ex.auth.schemas import (
     SessionOut,
     UserOut,
 )
-from svc_async_mongo_session_ex.db import DbSession, next_id
-from svc_async_mongo_session_ex.models import User
+from svc_async_mongo_session_ex.auth.users import add_user, find_user
+from svc_async_mongo_session_ex.db import DbSession
 from svc_async_mongo_session_ex.responses import errors
 from svc_async_mongo_session_ex.sessions.deps import CurrentSession, SessionStoreDep
 
@@ -33,16 +32,10 @@ def refused(detail: str) -> JSONResponse:
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 async def register(body: Credentials, db: DbSession) -> UserOut:
-    user = User(
-        id=await next_id(db, "users"),
-        email=normalize_email(body.email),
-        password_hash=await hash_password(body.password),
-    )
-    try:
-        await db.users.insert_one(user.to_document(), session=db.txn)
-    except DuplicateKeyError:
-        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered") from None
-    db.on_rollback(lambda: db.users.delete_one({"_id": user.id}))
+    password_hash = await hash_password(body.password)
+    user = await add_user(db, normalize_email(body.email), password_hash)
+    if user is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered")
     return UserOut(id=user.id, email=user.email)
 
 
@@ -51,9 +44,7 @@ async def login(
     body: Credentials, db: DbSession, session: CurrentSession, limits: LoginLimits
 ) -> LoginOut | JSONResponse:
     await limits.reserve(body.email)
-    email = normalize_email(body.email)
-    found = await db.users.find_one({"email": email}, session=db.txn)
-    user = User.from_document(found)
+    user = await find_user(db, normalize_email(body.email))
     password_hash = user.password_hash if user is not None and user.is_active else None
     # Checked whether or not the user exists (against a dummy hash if not):
     # an unknown email takes as long as a wrong password.

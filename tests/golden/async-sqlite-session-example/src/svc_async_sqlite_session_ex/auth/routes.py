@@ -5,8 +5,6 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from svc_async_sqlite_session_ex.auth.accounts import change_password, normalize_email
 from svc_async_sqlite_session_ex.auth.deps import CurrentUser
@@ -19,8 +17,8 @@ from svc_async_sqlite_session_ex.auth.schemas import (
     SessionOut,
     UserOut,
 )
+from svc_async_sqlite_session_ex.auth.users import add_user, find_user
 from svc_async_sqlite_session_ex.db import DbSession
-from svc_async_sqlite_session_ex.models import User
 from svc_async_sqlite_session_ex.responses import errors
 from svc_async_sqlite_session_ex.sessions.deps import CurrentSession, SessionStoreDep
 
@@ -34,12 +32,10 @@ def refused(detail: str) -> JSONResponse:
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 async def register(body: Credentials, db: DbSession) -> UserOut:
-    user = User(email=normalize_email(body.email), password_hash=await hash_password(body.password))
-    db.add(user)
-    try:
-        await db.flush()
-    except IntegrityError:
-        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered") from None
+    password_hash = await hash_password(body.password)
+    user = await add_user(db, normalize_email(body.email), password_hash)
+    if user is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered")
     return UserOut(id=user.id, email=user.email)
 
 
@@ -48,8 +44,7 @@ async def login(
     body: Credentials, db: DbSession, session: CurrentSession, limits: LoginLimits
 ) -> LoginOut | JSONResponse:
     await limits.reserve(body.email)
-    email = normalize_email(body.email)
-    user = await db.scalar(select(User).where(User.email == email))
+    user = await find_user(db, normalize_email(body.email))
     password_hash = user.password_hash if user is not None and user.is_active else None
     # Checked whether or not the user exists (against a dummy hash if not):
     # an unknown email takes as long as a wrong password.
@@ -79,6 +74,7 @@ async def password(
     session: CurrentSession,
     store: SessionStoreDep,
     limits: LoginLimits,
+    db: DbSession,
 ) -> Response:
     """Change the password: every other session of the user ends, and this
     one moves to a new id (a new cookie; the CSRF token stays)."""
@@ -87,7 +83,7 @@ async def password(
         # 403, not 401: the session is fine.
         return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
     await limits.succeeded(user.email)
-    await change_password(user, body.new_password, store)
+    await change_password(user, body.new_password, store, db)
     session.cycle_id()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

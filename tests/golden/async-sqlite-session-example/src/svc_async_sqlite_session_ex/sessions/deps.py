@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from svc_async_sqlite_session_ex.config import Settings, get_settings
 from svc_async_sqlite_session_ex.db import DbSession, before_commit
 from svc_async_sqlite_session_ex.security import CONTENT_TOO_LARGE, mark_session_used
+from svc_async_sqlite_session_ex.sessions.contract import Store
 from svc_async_sqlite_session_ex.sessions.session import (
     Change,
     Session,
@@ -60,7 +61,7 @@ async def get_session(
 
 async def save_session(
     session: Session,
-    store: SessionStore,
+    store: Store,
     settings: Settings,
     now: float,
 ) -> None:
@@ -111,7 +112,7 @@ async def save_session(
         await store.update(old.id, fields, session.changes())
 
 
-async def claim(session: Session, store: SessionStore, prefix: str) -> dict[str, Any]:
+async def claim(session: Session, store: Store, prefix: str) -> dict[str, Any]:
     """Take the session's data keys starting with `prefix`, as stored now,
     out of the session: of concurrent requests claiming them (a double-
     submitted order), one gets them and the others get nothing. If the

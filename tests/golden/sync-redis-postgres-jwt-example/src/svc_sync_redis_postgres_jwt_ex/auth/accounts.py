@@ -4,8 +4,10 @@ the user's sessions."""
 import unicodedata
 
 from svc_sync_redis_postgres_jwt_ex.auth.passwords import hash_password
+from svc_sync_redis_postgres_jwt_ex.auth.users import set_user_field
+from svc_sync_redis_postgres_jwt_ex.db import DbSession
 from svc_sync_redis_postgres_jwt_ex.models import User
-from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import SessionStore
+from svc_sync_redis_postgres_jwt_ex.sessions.contract import UserSessions
 
 
 def normalize_email(email: str) -> str:
@@ -19,15 +21,20 @@ def normalize_email(email: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.strip()).casefold())
 
 
-def change_password(user: User, new_password: str, store: SessionStore) -> None:
+def change_password(
+    user: User,
+    new_password: str,
+    store: UserSessions,
+    db: DbSession,
+) -> None:
     """Set a new password and delete every session of the user: whoever held
     one, or knew the old password, is out."""
-    user.password_hash = hash_password(new_password)
+    set_user_field(db, user, "password_hash", hash_password(new_password))
     store.delete_for_user(user.id)
 
 
-def disable_user(user: User, store: SessionStore) -> None:
+def disable_user(user: User, store: UserSessions, db: DbSession) -> None:
     """Lock the user out (for admin routes and scripts): logins fail, and
     every session is deleted now, so requests that carry one get 401."""
-    user.is_active = False
+    set_user_field(db, user, "is_active", False)
     store.delete_for_user(user.id)

@@ -7,8 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from svc_sync_redis_postgres_jwt_ex.auth.accounts import change_password, normalize_email
 from svc_sync_redis_postgres_jwt_ex.auth.deps import CurrentUser
@@ -26,9 +24,9 @@ from svc_sync_redis_postgres_jwt_ex.auth.tokens import (
     create_refresh_token,
     read_refresh_token,
 )
+from svc_sync_redis_postgres_jwt_ex.auth.users import add_user, find_user, get_user
 from svc_sync_redis_postgres_jwt_ex.config import Settings, SettingsDep
 from svc_sync_redis_postgres_jwt_ex.db import DbSession
-from svc_sync_redis_postgres_jwt_ex.models import User
 from svc_sync_redis_postgres_jwt_ex.responses import errors
 from svc_sync_redis_postgres_jwt_ex.sessions.deps import CurrentSession, SessionStoreDep
 from svc_sync_redis_postgres_jwt_ex.sessions.session import Session, hash_token
@@ -47,12 +45,10 @@ def refused(detail: str) -> JSONResponse:
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 def register(body: Credentials, db: DbSession) -> UserOut:
-    user = User(email=normalize_email(body.email), password_hash=hash_password(body.password))
-    db.add(user)
-    try:
-        db.flush()
-    except IntegrityError:
-        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered") from None
+    password_hash = hash_password(body.password)
+    user = add_user(db, normalize_email(body.email), password_hash)
+    if user is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered")
     return UserOut(id=user.id, email=user.email)
 
 
@@ -82,8 +78,7 @@ def token(
 ) -> TokenPair | JSONResponse:
     """OAuth2 password flow: `username` is the email. Starts a login session."""
     limits.reserve(form.username)
-    email = normalize_email(form.username)
-    user = db.scalar(select(User).where(User.email == email))
+    user = find_user(db, normalize_email(form.username))
     password_hash = user.password_hash if user is not None and user.is_active else None
     # Checked whether or not the user exists (against a dummy hash if not):
     # an unknown email takes as long as a wrong password.
@@ -131,7 +126,7 @@ def refresh(
         session.destroy()
         return refused("Refresh token reused: the session is revoked")
     session.attach(state)
-    user = db.get(User, state.user_id)
+    user = get_user(db, state.user_id)
     if user is None or not user.is_active:
         # Disabled or deleted other than by `disable_user`, which ends the sessions.
         session.destroy()
@@ -165,6 +160,7 @@ def password(
     session: CurrentSession,
     store: SessionStoreDep,
     limits: LoginLimits,
+    db: DbSession,
     settings: SettingsDep,
 ) -> TokenPair | JSONResponse:
     """Change the password: every other session of the user ends, and this
@@ -174,7 +170,7 @@ def password(
         # 403, not 401: the session is fine.
         return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
     limits.succeeded(user.email)
-    change_password(user, body.new_password, store)
+    change_password(user, body.new_password, store, db)
     session.login(user.id)
     _, sid = session.pending_id()
     return issue_tokens(session, user.id, sid, settings)

@@ -10,6 +10,7 @@ from svc_sync_redis_postgres_jwt_ex.auth.tokens import decode_access_token
 from svc_sync_redis_postgres_jwt_ex.config import Settings, get_settings
 from svc_sync_redis_postgres_jwt_ex.db import DbSession, after_rollback, before_commit
 from svc_sync_redis_postgres_jwt_ex.security import CONTENT_TOO_LARGE, mark_session_used
+from svc_sync_redis_postgres_jwt_ex.sessions.contract import Store
 from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import RedisClient, SessionStore
 from svc_sync_redis_postgres_jwt_ex.sessions.session import (
     Session,
@@ -65,7 +66,7 @@ def get_session(
 
 def save_session(
     session: Session,
-    store: SessionStore,
+    store: Store,
     settings: Settings,
     now: float,
 ) -> None:
@@ -114,7 +115,7 @@ def save_session(
         store.update(old.id, fields, session.changes())
 
 
-def claim(session: Session, store: SessionStore, prefix: str) -> dict[str, Any]:
+def claim(session: Session, store: Store, prefix: str) -> dict[str, Any]:
     """Take the session's data keys starting with `prefix`, as stored now,
     out of the session: of concurrent requests claiming them (a double-
     submitted order), one gets them and the others get nothing. If the

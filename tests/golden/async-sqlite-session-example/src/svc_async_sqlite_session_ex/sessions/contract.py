@@ -1,0 +1,50 @@
+"""What a session store does, whichever backend keeps the sessions.
+
+This project's store is `SessionStore` in `sql_store.py`. Code outside
+`sessions/` that is handed a store asks for one of these small interfaces,
+not for that class, so a store of another backend only has to fulfil them
+(mypy checks that this one does, where it is passed). The failed-login
+counters a store also keeps are `auth.limits.Counters`.
+"""
+
+from typing import Any, Protocol
+
+from svc_async_sqlite_session_ex.sessions.session import SessionState
+
+
+class Store(Protocol):
+    """Sessions by id. Writes join the request's unit of work: they are kept
+    when it commits and undone when it rolls back."""
+
+    async def get(self, session_id: str, now: float) -> SessionState | None:
+        """The live session with this id, or None (unknown or expired)."""
+
+    async def add(self, state: SessionState) -> None:
+        """Store a new session."""
+
+    async def update(
+        self,
+        session_id: str,
+        fields: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> None:
+        """Set `fields`, and apply `changes` (see `Session.changes`) to the data
+        as stored at this moment, atomically: concurrent requests lose nothing.
+        A session deleted meanwhile stays deleted."""
+
+    async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
+        """Remove the data keys starting with `prefix` and return them,
+        atomically: of concurrent takes, one gets the keys."""
+
+    async def delete(self, session_id: str) -> None:
+        """Remove the session (logout)."""
+
+
+class UserSessions(Protocol):
+    """Every session of one user: for listings, and to end them all."""
+
+    async def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
+        """The user's live sessions, oldest first."""
+
+    async def delete_for_user(self, user_id: int) -> None:
+        """End every session of the user."""
