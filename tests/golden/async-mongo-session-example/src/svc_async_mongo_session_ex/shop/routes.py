@@ -1,19 +1,18 @@
 """Products, the session's cart, and orders placed in one unit of work."""
 
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
 from svc_async_mongo_session_ex.auth.deps import CurrentUser
-from svc_async_mongo_session_ex.db import DbSession, next_id
+from svc_async_mongo_session_ex.db import DbSession
 from svc_async_mongo_session_ex.responses import errors
 from svc_async_mongo_session_ex.sessions.deps import CurrentSession, SessionStoreDep, claim
 from svc_async_mongo_session_ex.sessions.session import Session
+from svc_async_mongo_session_ex.shop import repository
 from svc_async_mongo_session_ex.shop.schemas import (
     MAX_QUANTITY,
-    MAX_TOTAL_CENTS,
     Cart,
     CartItem,
     CartLine,
@@ -45,26 +44,13 @@ def read_cart(session: Session) -> Cart:
     return cart_of(session)
 
 
-def product_out(document: dict[str, Any]) -> ProductOut:
-    return ProductOut.model_validate(document | {"id": document["_id"]})
-
-
-def check_total(total: int) -> None:
-    """409 for a total the `total_cents` column cannot hold (the order rolls back)."""
-    if total > MAX_TOTAL_CENTS:
-        raise HTTPException(status.HTTP_409_CONFLICT, "The order total is too large")
-
-
 @router.post("/products", status_code=status.HTTP_201_CREATED)
 async def create_product(
     body: ProductIn,
     db: DbSession,
     _user: CurrentUser,
 ) -> ProductOut:
-    product = ProductOut(id=await next_id(db, "products"), **body.model_dump())
-    await db.products.insert_one({"_id": product.id, **body.model_dump()}, session=db.txn)
-    db.on_rollback(partial(db.products.delete_one, {"_id": product.id}))
-    return product
+    return await repository.add_product(db, body)
 
 
 @router.get("/products/{product_id}")
@@ -73,10 +59,10 @@ async def get_product(
     db: DbSession,
     _user: CurrentUser,
 ) -> ProductOut:
-    product = await db.products.find_one({"_id": product_id}, session=db.txn)
+    product = await repository.get_product(db, product_id)
     if product is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Product not found")
-    return product_out(product)
+    return product
 
 
 @router.post("/cart/items")
@@ -86,7 +72,7 @@ async def add_to_cart(
     session: CurrentSession,
     _user: CurrentUser,
 ) -> Cart:
-    if await db.products.find_one({"_id": item.product_id}, session=db.txn) is None:
+    if await repository.get_product(db, item.product_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Product not found")
     key = f"{CART_KEY}{item.product_id}"
     if session.get(key, 0) + item.quantity > MAX_QUANTITY:
@@ -115,11 +101,8 @@ async def place_order(
 ) -> OrderOut:
     """Take stock and record the order in one unit of work, then empty the cart.
 
-    Each decrement is a conditional update (`stock >= quantity`), so two
-    concurrent orders can never both take the last unit. When any product is
-    short, the 409 undoes every decrement (the transaction aborts, or, on a
-    server without transactions, each decrement's inverse runs) and the cart
-    stays as it was.
+    Two concurrent orders can never both take the last unit. When any product
+    is short, the 409 undoes every decrement and the cart stays as it was.
     """
     # The cart is taken out of the session first, atomically: of parallel
     # orders on one session (a double submit), one gets the cart and the
@@ -127,47 +110,9 @@ async def place_order(
     cart = cart_of(await claim(session, store, CART_KEY))
     if not cart.items:
         raise HTTPException(status.HTTP_409_CONFLICT, "The cart is empty")
-    total = 0
-    lines: list[dict[str, int]] = []
-    for item in cart.items:
-        product = await db.products.find_one_and_update(
-            {"_id": item.product_id, "stock": {"$gte": item.quantity}},
-            {"$inc": {"stock": -item.quantity}},
-            session=db.txn,
-        )
-        if product is None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"Not enough stock for product {item.product_id}"
-            )
-        db.on_rollback(
-            partial(
-                db.products.update_one,
-                {"_id": item.product_id},
-                {"$inc": {"stock": item.quantity}},
-            )
-        )
-        total += product["price_cents"] * item.quantity
-        lines.append(
-            {
-                "product_id": item.product_id,
-                "quantity": item.quantity,
-                "price_cents": product["price_cents"],
-            }
-        )
-    check_total(total)
-    order_id = await next_id(db, "orders")
-    await db.orders.insert_one(
-        {
-            "_id": order_id,
-            "user_id": user.id,
-            "total_cents": total,
-            "items": lines,
-        },
-        session=db.txn,
-    )
-    db.on_rollback(partial(db.orders.delete_one, {"_id": order_id}))
-    session["last_order_id"] = order_id
-    return OrderOut(id=order_id, total_cents=total, items=cart.items)
+    order = await repository.place_order(db, user.id, cart.items)
+    session["last_order_id"] = order.id
+    return order
 
 
 @router.get("/orders/{order_id}")
@@ -176,8 +121,7 @@ async def get_order(
     db: DbSession,
     user: CurrentUser,
 ) -> OrderOut:
-    order = await db.orders.find_one({"_id": order_id, "user_id": user.id}, session=db.txn)
+    order = await repository.get_order(db, order_id, user.id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Order not found")
-    items = [CartLine.model_validate(line) for line in order["items"]]
-    return OrderOut(id=order_id, total_cents=order["total_cents"], items=items)
+    return order

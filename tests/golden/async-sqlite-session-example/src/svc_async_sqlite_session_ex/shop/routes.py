@@ -1,20 +1,18 @@
-"""Products, the session's cart, and orders placed in one transaction."""
+"""Products, the session's cart, and orders placed in one unit of work."""
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import CursorResult, update
 
 from svc_async_sqlite_session_ex.auth.deps import CurrentUser
 from svc_async_sqlite_session_ex.db import DbSession
-from svc_async_sqlite_session_ex.models import Order, OrderItem, Product
 from svc_async_sqlite_session_ex.responses import errors
 from svc_async_sqlite_session_ex.sessions.deps import CurrentSession, SessionStoreDep, claim
 from svc_async_sqlite_session_ex.sessions.session import Session
+from svc_async_sqlite_session_ex.shop import repository
 from svc_async_sqlite_session_ex.shop.schemas import (
     MAX_QUANTITY,
-    MAX_TOTAL_CENTS,
     Cart,
     CartItem,
     CartLine,
@@ -46,22 +44,13 @@ def read_cart(session: Session) -> Cart:
     return cart_of(session)
 
 
-def check_total(total: int) -> None:
-    """409 for a total the `total_cents` column cannot hold (the order rolls back)."""
-    if total > MAX_TOTAL_CENTS:
-        raise HTTPException(status.HTTP_409_CONFLICT, "The order total is too large")
-
-
 @router.post("/products", status_code=status.HTTP_201_CREATED)
 async def create_product(
     body: ProductIn,
     db: DbSession,
     _user: CurrentUser,
 ) -> ProductOut:
-    product = Product(**body.model_dump())
-    db.add(product)
-    await db.flush()
-    return ProductOut.model_validate(product, from_attributes=True)
+    return await repository.add_product(db, body)
 
 
 @router.get("/products/{product_id}")
@@ -70,10 +59,10 @@ async def get_product(
     db: DbSession,
     _user: CurrentUser,
 ) -> ProductOut:
-    product = await db.get(Product, product_id)
+    product = await repository.get_product(db, product_id)
     if product is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Product not found")
-    return ProductOut.model_validate(product, from_attributes=True)
+    return product
 
 
 @router.post("/cart/items")
@@ -83,7 +72,7 @@ async def add_to_cart(
     session: CurrentSession,
     _user: CurrentUser,
 ) -> Cart:
-    if await db.get(Product, item.product_id) is None:
+    if await repository.get_product(db, item.product_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Product not found")
     key = f"{CART_KEY}{item.product_id}"
     if session.get(key, 0) + item.quantity > MAX_QUANTITY:
@@ -110,11 +99,10 @@ async def place_order(
     store: SessionStoreDep,
     user: CurrentUser,
 ) -> OrderOut:
-    """Take stock and record the order in one transaction, then empty the cart.
+    """Take stock and record the order in one unit of work, then empty the cart.
 
-    Each decrement is a conditional UPDATE (`stock >= quantity`), so two
-    concurrent orders can never both take the last unit. When any product is
-    short, the 409 rolls back every decrement and the cart stays as it was.
+    Two concurrent orders can never both take the last unit. When any product
+    is short, the 409 undoes every decrement and the cart stays as it was.
     """
     # The cart is taken out of the session first, atomically: of parallel
     # orders on one session (a double submit), one gets the cart and the
@@ -122,32 +110,9 @@ async def place_order(
     cart = cart_of(await claim(session, store, CART_KEY))
     if not cart.items:
         raise HTTPException(status.HTTP_409_CONFLICT, "The cart is empty")
-    total = 0
-    lines: list[OrderItem] = []
-    for item in cart.items:
-        product = await db.get(Product, item.product_id)
-        taken = await db.execute(
-            update(Product)
-            .where(Product.id == item.product_id, Product.stock >= item.quantity)
-            .values(stock=Product.stock - item.quantity)
-        )
-        if product is None or cast(CursorResult[Any], taken).rowcount != 1:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"Not enough stock for product {item.product_id}"
-            )
-        total += product.price_cents * item.quantity
-        lines.append(
-            OrderItem(
-                product_id=item.product_id, quantity=item.quantity, price_cents=product.price_cents
-            )
-        )
-    check_total(total)
-    order = Order(user_id=user.id, total_cents=total, items=lines)
-    db.add(order)
-    await db.flush()
-    order_id = order.id
-    session["last_order_id"] = order_id
-    return OrderOut(id=order_id, total_cents=total, items=cart.items)
+    order = await repository.place_order(db, user.id, cart.items)
+    session["last_order_id"] = order.id
+    return order
 
 
 @router.get("/orders/{order_id}")
@@ -156,11 +121,7 @@ async def get_order(
     db: DbSession,
     user: CurrentUser,
 ) -> OrderOut:
-    order = await db.get(Order, order_id)
-    if order is None or order.user_id != user.id:
+    order = await repository.get_order(db, order_id, user.id)
+    if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Order not found")
-    return OrderOut(
-        id=order.id,
-        total_cents=order.total_cents,
-        items=[CartLine(product_id=i.product_id, quantity=i.quantity) for i in order.items],
-    )
+    return order
