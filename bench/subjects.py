@@ -201,6 +201,9 @@ def project_subject(
             "ENVIRONMENT": "prod",
             "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
             "COOKIE_SECURE": "false",
+            # The docs are off in production by default; GET /docs is the bench's route
+            # that ignores the session.
+            "API_DOCS": "true",
         }
     )
     if combo.auth == "jwt":
