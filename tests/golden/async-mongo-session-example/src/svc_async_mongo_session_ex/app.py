@@ -11,14 +11,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure, OperationFailure
 
-from svc_async_mongo_session_ex.auth.routes import router as auth_router
-from svc_async_mongo_session_ex.config import Settings
-from svc_async_mongo_session_ex.db import connect
-from svc_async_mongo_session_ex.health import router as health_router
-from svc_async_mongo_session_ex.responses import errors
-from svc_async_mongo_session_ex.security import SecurityMiddleware
-from svc_async_mongo_session_ex.sessions.middleware import SessionMiddleware
-from svc_async_mongo_session_ex.shop.routes import router as shop_router
+from .auth.routes import router as auth_router
+from .config import Settings
+from .db import connect
+from .health import router as health_router
+from .responses import errors
+from .security import SecurityMiddleware
+from .sessions.middleware import SessionMiddleware
+from .shop.routes import router as shop_router
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
-from svc_async_mongo_session_ex.db import get_mongo
+from .db import get_mongo
 
 router = APIRouter(tags=["health"])
 

@@ -10,9 +10,9 @@ import sys
 from pydantic import ValidationError
 from uvicorn.config import STARTUP_FAILURE
 
-from svc_async_mongo_session_ex.app import create_app
-from svc_async_mongo_session_ex.config import Settings, settings_error
-from svc_async_mongo_session_ex.logs import configure_logging
+from .app import create_app
+from .config import Settings, settings_error
+from .logs import configure_logging
 
 try:
     settings = Settings()

@@ -14,12 +14,12 @@ from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCov
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from svc_async_redis_mongo_none_noex.config import Settings
-from svc_async_redis_mongo_none_noex.db import connect
-from svc_async_redis_mongo_none_noex.health import router as health_router
-from svc_async_redis_mongo_none_noex.security import SecurityMiddleware
-from svc_async_redis_mongo_none_noex.sessions.middleware import SessionMiddleware
-from svc_async_redis_mongo_none_noex.sessions.redis_store import create_redis
+from .config import Settings
+from .db import connect
+from .health import router as health_router
+from .security import SecurityMiddleware
+from .sessions.middleware import SessionMiddleware
+from .sessions.redis_store import create_redis
 
 logger = logging.getLogger(__name__)
 

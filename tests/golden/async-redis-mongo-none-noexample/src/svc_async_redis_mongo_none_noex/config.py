@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from svc_async_redis_mongo_none_noex.sessions.redis_store import parse_redis_url
+from .sessions.redis_store import parse_redis_url
 
 # The compose.yaml service; directConnection because its replica set member
 # is named for the compose network.

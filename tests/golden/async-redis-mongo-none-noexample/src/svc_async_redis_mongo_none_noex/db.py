@@ -10,8 +10,8 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from svc_async_redis_mongo_none_noex.config import Settings
-from svc_async_redis_mongo_none_noex.models import create_indexes
+from .config import Settings
+from .models import create_indexes
 
 Document = dict[str, Any]
 Undo = Callable[[], Awaitable[object]]

@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisClusterException, RedisError
 
-from svc_async_redis_mongo_none_noex.db import get_mongo
-from svc_async_redis_mongo_none_noex.sessions.redis_store import RedisClient
+from .db import get_mongo
+from .sessions.redis_store import RedisClient
 
 router = APIRouter(tags=["health"])
 

@@ -10,9 +10,9 @@ import sys
 from pydantic import ValidationError
 from uvicorn.config import STARTUP_FAILURE
 
-from svc_async_redis_mongo_none_noex.app import create_app
-from svc_async_redis_mongo_none_noex.config import Settings, settings_error
-from svc_async_redis_mongo_none_noex.logs import configure_logging
+from .app import create_app
+from .config import Settings, settings_error
+from .logs import configure_logging
 
 try:
     settings = Settings()

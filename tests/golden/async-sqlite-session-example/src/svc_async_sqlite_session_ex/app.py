@@ -14,15 +14,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from svc_async_sqlite_session_ex.auth.routes import router as auth_router
-from svc_async_sqlite_session_ex.config import Settings
-from svc_async_sqlite_session_ex.db import create_db_engine, create_sessionmaker
-from svc_async_sqlite_session_ex.health import router as health_router
-from svc_async_sqlite_session_ex.responses import errors
-from svc_async_sqlite_session_ex.security import SecurityMiddleware
-from svc_async_sqlite_session_ex.sessions.middleware import SessionMiddleware
-from svc_async_sqlite_session_ex.sessions.sql_store import SessionStore
-from svc_async_sqlite_session_ex.shop.routes import router as shop_router
+from .auth.routes import router as auth_router
+from .config import Settings
+from .db import create_db_engine, create_sessionmaker
+from .health import router as health_router
+from .responses import errors
+from .security import SecurityMiddleware
+from .sessions.middleware import SessionMiddleware
+from .sessions.sql_store import SessionStore
+from .shop.routes import router as shop_router
 
 logger = logging.getLogger(__name__)
 

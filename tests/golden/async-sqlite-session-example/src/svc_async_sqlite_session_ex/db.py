@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from svc_async_sqlite_session_ex.config import Settings
+from .config import Settings
 
 Hook = Callable[[], Awaitable[object]]
 # Keys of `Session.info` holding the unit of work's hooks.

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from svc_async_sqlite_session_ex.db import get_sessionmaker
+from .db import get_sessionmaker
 
 router = APIRouter(tags=["health"])
 

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Double, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from svc_async_sqlite_session_ex.db import Base
+from .db import Base
 
 
 class User(Base):

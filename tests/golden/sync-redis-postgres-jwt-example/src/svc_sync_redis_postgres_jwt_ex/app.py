@@ -16,14 +16,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from svc_sync_redis_postgres_jwt_ex.auth.routes import router as auth_router
-from svc_sync_redis_postgres_jwt_ex.config import Settings
-from svc_sync_redis_postgres_jwt_ex.db import create_db_engine, create_sessionmaker
-from svc_sync_redis_postgres_jwt_ex.health import router as health_router
-from svc_sync_redis_postgres_jwt_ex.responses import errors
-from svc_sync_redis_postgres_jwt_ex.security import SecurityMiddleware
-from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import create_redis
-from svc_sync_redis_postgres_jwt_ex.shop.routes import router as shop_router
+from .auth.routes import router as auth_router
+from .config import Settings
+from .db import create_db_engine, create_sessionmaker
+from .health import router as health_router
+from .responses import errors
+from .security import SecurityMiddleware
+from .sessions.redis_store import create_redis
+from .shop.routes import router as shop_router
 
 logger = logging.getLogger(__name__)
 OTHER_WORKER_THREADS = 40

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import parse_redis_url
+from .sessions.redis_store import parse_redis_url
 
 DRIVER = "postgresql+psycopg"
 DEFAULT_DATABASE_URL = f"{DRIVER}://postgres:postgres@127.0.0.1:5432/app"

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from svc_sync_redis_postgres_jwt_ex.config import Settings
+from .config import Settings
 
 Hook = Callable[[], object]
 # Keys of `Session.info` holding the unit of work's hooks.

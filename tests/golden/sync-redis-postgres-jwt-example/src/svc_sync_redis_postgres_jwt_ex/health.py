@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import text
 
-from svc_sync_redis_postgres_jwt_ex.db import get_sessionmaker
-from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import RedisClient
+from .db import get_sessionmaker
+from .sessions.redis_store import RedisClient
 
 router = APIRouter(tags=["health"])
 

@@ -3,7 +3,7 @@
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from svc_sync_redis_postgres_jwt_ex.db import Base
+from .db import Base
 
 
 class User(Base):

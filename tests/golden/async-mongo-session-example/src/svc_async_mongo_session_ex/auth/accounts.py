@@ -3,11 +3,11 @@ the user's sessions."""
 
 import unicodedata
 
-from svc_async_mongo_session_ex.auth.passwords import hash_password
-from svc_async_mongo_session_ex.auth.users import set_user_field
-from svc_async_mongo_session_ex.db import DbSession
-from svc_async_mongo_session_ex.models import User
-from svc_async_mongo_session_ex.sessions.contract import UserSessions
+from ..db import DbSession
+from ..models import User
+from ..sessions.contract import UserSessions
+from .passwords import hash_password
+from .users import set_user_field
 
 
 def normalize_email(email: str) -> str:

@@ -5,10 +5,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from svc_async_mongo_session_ex.auth.users import get_user
-from svc_async_mongo_session_ex.db import DbSession
-from svc_async_mongo_session_ex.models import User
-from svc_async_mongo_session_ex.sessions.deps import CurrentSession
+from ..db import DbSession
+from ..models import User
+from ..sessions.deps import CurrentSession
+from .users import get_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

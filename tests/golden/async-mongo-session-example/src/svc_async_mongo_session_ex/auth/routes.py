@@ -6,21 +6,21 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 
-from svc_async_mongo_session_ex.auth.accounts import change_password, normalize_email
-from svc_async_mongo_session_ex.auth.deps import CurrentUser
-from svc_async_mongo_session_ex.auth.limits import LoginLimits
-from svc_async_mongo_session_ex.auth.passwords import hash_password, verify_password
-from svc_async_mongo_session_ex.auth.schemas import (
+from ..db import DbSession
+from ..responses import errors
+from ..sessions.deps import CurrentSession, SessionStoreDep
+from .accounts import change_password, normalize_email
+from .deps import CurrentUser
+from .limits import LoginLimits
+from .passwords import hash_password, verify_password
+from .schemas import (
     Credentials,
     LoginOut,
     PasswordChange,
     SessionOut,
     UserOut,
 )
-from svc_async_mongo_session_ex.auth.users import add_user, find_user
-from svc_async_mongo_session_ex.db import DbSession
-from svc_async_mongo_session_ex.responses import errors
-from svc_async_mongo_session_ex.sessions.deps import CurrentSession, SessionStoreDep
+from .users import add_user, find_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
 

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, EmailStr, Field
 
-from svc_async_mongo_session_ex.fields import Text
+from ..fields import Text
 
 
 class Credentials(BaseModel):

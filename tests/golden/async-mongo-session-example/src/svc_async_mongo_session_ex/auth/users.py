@@ -8,8 +8,8 @@ from functools import partial
 
 from pymongo.errors import DuplicateKeyError
 
-from svc_async_mongo_session_ex.db import UnitOfWork, next_id
-from svc_async_mongo_session_ex.models import User
+from ..db import UnitOfWork, next_id
+from ..models import User
 
 
 async def get_user(db: UnitOfWork, user_id: int) -> User | None:

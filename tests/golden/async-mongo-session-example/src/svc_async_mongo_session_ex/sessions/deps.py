@@ -5,12 +5,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from svc_async_mongo_session_ex.config import Settings, get_settings
-from svc_async_mongo_session_ex.db import DbSession, before_commit
-from svc_async_mongo_session_ex.security import CONTENT_TOO_LARGE, mark_session_used
-from svc_async_mongo_session_ex.sessions.contract import Store
-from svc_async_mongo_session_ex.sessions.mongo_store import SessionStore
-from svc_async_mongo_session_ex.sessions.session import (
+from ..config import Settings, get_settings
+from ..db import DbSession, before_commit
+from ..security import CONTENT_TOO_LARGE, mark_session_used
+from .contract import Store
+from .mongo_store import SessionStore
+from .session import (
     Change,
     Session,
     SessionState,

@@ -26,8 +26,8 @@ from typing import Any, cast
 
 from pymongo import ReturnDocument
 
-from svc_async_mongo_session_ex.db import UnitOfWork
-from svc_async_mongo_session_ex.sessions.session import DELETED, Increment, SessionState
+from ..db import UnitOfWork
+from .session import DELETED, Increment, SessionState
 
 
 def session_document(state: SessionState) -> dict[str, Any]:

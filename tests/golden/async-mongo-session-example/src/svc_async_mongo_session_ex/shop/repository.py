@@ -5,8 +5,8 @@ from typing import Any
 
 from fastapi import HTTPException, status
 
-from svc_async_mongo_session_ex.db import UnitOfWork, next_id
-from svc_async_mongo_session_ex.shop.schemas import (
+from ..db import UnitOfWork, next_id
+from .schemas import (
     MAX_TOTAL_CENTS,
     CartLine,
     OrderOut,

@@ -8,7 +8,7 @@ not for that class, so a store of another backend only has to fulfil them
 
 from typing import Any, Protocol
 
-from svc_async_redis_mongo_none_noex.sessions.session import SessionState
+from .session import SessionState
 
 
 class Store(Protocol):

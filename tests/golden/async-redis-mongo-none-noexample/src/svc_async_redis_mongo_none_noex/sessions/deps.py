@@ -5,12 +5,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from svc_async_redis_mongo_none_noex.config import Settings, get_settings
-from svc_async_redis_mongo_none_noex.db import DbSession, after_rollback, before_commit
-from svc_async_redis_mongo_none_noex.security import CONTENT_TOO_LARGE, mark_session_used
-from svc_async_redis_mongo_none_noex.sessions.contract import Store
-from svc_async_redis_mongo_none_noex.sessions.redis_store import RedisClient, SessionStore
-from svc_async_redis_mongo_none_noex.sessions.session import (
+from ..config import Settings, get_settings
+from ..db import DbSession, after_rollback, before_commit
+from ..security import CONTENT_TOO_LARGE, mark_session_used
+from .contract import Store
+from .redis_store import RedisClient, SessionStore
+from .session import (
     Change,
     Session,
     SessionState,

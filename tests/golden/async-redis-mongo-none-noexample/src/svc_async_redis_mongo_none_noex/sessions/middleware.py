@@ -4,8 +4,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from svc_async_redis_mongo_none_noex.config import Settings
-from svc_async_redis_mongo_none_noex.sessions.session import Change, Session, TokenSigner
+from ..config import Settings
+from .session import Change, Session, TokenSigner
 
 # A signed token is 87 characters; anything much longer is not ours.
 MAX_COOKIE_LENGTH = 128

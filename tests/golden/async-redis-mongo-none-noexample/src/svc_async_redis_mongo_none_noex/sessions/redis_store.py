@@ -30,7 +30,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
-from svc_async_redis_mongo_none_noex.sessions.session import (
+from .session import (
     DELETED,
     Increment,
     SessionState,

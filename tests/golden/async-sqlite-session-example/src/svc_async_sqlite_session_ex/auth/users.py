@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from svc_async_sqlite_session_ex.models import User
+from ..models import User
 
 
 async def get_user(db: AsyncSession, user_id: int) -> User | None:

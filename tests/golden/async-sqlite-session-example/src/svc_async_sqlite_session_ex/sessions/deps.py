@@ -5,18 +5,18 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from svc_async_sqlite_session_ex.config import Settings, get_settings
-from svc_async_sqlite_session_ex.db import DbSession, before_commit
-from svc_async_sqlite_session_ex.security import CONTENT_TOO_LARGE, mark_session_used
-from svc_async_sqlite_session_ex.sessions.contract import Store
-from svc_async_sqlite_session_ex.sessions.session import (
+from ..config import Settings, get_settings
+from ..db import DbSession, before_commit
+from ..security import CONTENT_TOO_LARGE, mark_session_used
+from .contract import Store
+from .session import (
     Change,
     Session,
     SessionState,
     data_size,
     hash_token,
 )
-from svc_async_sqlite_session_ex.sessions.sql_store import SessionStore
+from .sql_store import SessionStore
 
 
 # The store makes no call when created: `async`, so FastAPI runs it in the

@@ -21,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from svc_async_sqlite_session_ex.models import RateLimit, SessionRecord
-from svc_async_sqlite_session_ex.sessions.session import SessionState, apply_changes
+from ..models import RateLimit, SessionRecord
+from .session import SessionState, apply_changes
 
 _table = cast(Table, SessionRecord.__table__)
 _limits = cast(Table, RateLimit.__table__)

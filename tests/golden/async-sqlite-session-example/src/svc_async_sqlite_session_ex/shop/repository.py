@@ -5,9 +5,9 @@ from typing import Any, cast
 from fastapi import HTTPException, status
 from sqlalchemy import CursorResult, update
 
-from svc_async_sqlite_session_ex.db import DbSession
-from svc_async_sqlite_session_ex.models import Order, OrderItem, Product
-from svc_async_sqlite_session_ex.shop.schemas import (
+from ..db import DbSession
+from ..models import Order, OrderItem, Product
+from .schemas import (
     MAX_TOTAL_CENTS,
     CartLine,
     OrderOut,

@@ -5,13 +5,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
-from svc_async_sqlite_session_ex.auth.deps import CurrentUser
-from svc_async_sqlite_session_ex.db import DbSession
-from svc_async_sqlite_session_ex.responses import errors
-from svc_async_sqlite_session_ex.sessions.deps import CurrentSession, SessionStoreDep, claim
-from svc_async_sqlite_session_ex.sessions.session import Session
-from svc_async_sqlite_session_ex.shop import repository
-from svc_async_sqlite_session_ex.shop.schemas import (
+from ..auth.deps import CurrentUser
+from ..db import DbSession
+from ..responses import errors
+from ..sessions.deps import CurrentSession, SessionStoreDep, claim
+from ..sessions.session import Session
+from . import repository
+from .schemas import (
     MAX_QUANTITY,
     Cart,
     CartItem,

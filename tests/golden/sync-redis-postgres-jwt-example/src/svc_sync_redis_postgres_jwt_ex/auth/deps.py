@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
 
-from svc_sync_redis_postgres_jwt_ex.auth.users import get_user
-from svc_sync_redis_postgres_jwt_ex.db import DbSession
-from svc_sync_redis_postgres_jwt_ex.models import User
-from svc_sync_redis_postgres_jwt_ex.sessions.deps import CurrentSession
+from ..db import DbSession
+from ..models import User
+from ..sessions.deps import CurrentSession
+from .users import get_user
 
 UNAUTHORIZED = HTTPException(
     status.HTTP_401_UNAUTHORIZED, "Not authenticated", headers={"WWW-Authenticate": "Bearer"}

@@ -21,9 +21,9 @@ from typing import Annotated, NoReturn, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
-from svc_sync_redis_postgres_jwt_ex.auth.accounts import normalize_email
-from svc_sync_redis_postgres_jwt_ex.config import Settings, get_settings
-from svc_sync_redis_postgres_jwt_ex.sessions.deps import SessionStoreDep
+from ..config import Settings, get_settings
+from ..sessions.deps import SessionStoreDep
+from .accounts import normalize_email
 
 logger = logging.getLogger(__name__)
 

@@ -8,28 +8,28 @@ from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from svc_sync_redis_postgres_jwt_ex.auth.accounts import change_password, normalize_email
-from svc_sync_redis_postgres_jwt_ex.auth.deps import CurrentUser
-from svc_sync_redis_postgres_jwt_ex.auth.limits import LoginLimits
-from svc_sync_redis_postgres_jwt_ex.auth.passwords import hash_password, verify_password
-from svc_sync_redis_postgres_jwt_ex.auth.schemas import (
+from ..config import Settings, SettingsDep
+from ..db import DbSession
+from ..responses import errors
+from ..sessions.deps import CurrentSession, SessionStoreDep
+from ..sessions.session import Session, hash_token
+from .accounts import change_password, normalize_email
+from .deps import CurrentUser
+from .limits import LoginLimits
+from .passwords import hash_password, verify_password
+from .schemas import (
     Credentials,
     PasswordChange,
     RefreshIn,
     TokenPair,
     UserOut,
 )
-from svc_sync_redis_postgres_jwt_ex.auth.tokens import (
+from .tokens import (
     create_access_token,
     create_refresh_token,
     read_refresh_token,
 )
-from svc_sync_redis_postgres_jwt_ex.auth.users import add_user, find_user, get_user
-from svc_sync_redis_postgres_jwt_ex.config import Settings, SettingsDep
-from svc_sync_redis_postgres_jwt_ex.db import DbSession
-from svc_sync_redis_postgres_jwt_ex.responses import errors
-from svc_sync_redis_postgres_jwt_ex.sessions.deps import CurrentSession, SessionStoreDep
-from svc_sync_redis_postgres_jwt_ex.sessions.session import Session, hash_token
+from .users import add_user, find_user, get_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
 

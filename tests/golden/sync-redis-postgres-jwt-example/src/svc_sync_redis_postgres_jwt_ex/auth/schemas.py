@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
-from svc_sync_redis_postgres_jwt_ex.fields import Text
+from ..fields import Text
 
 
 class Credentials(BaseModel):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import jwt
 
-from svc_sync_redis_postgres_jwt_ex.config import Settings
-from svc_sync_redis_postgres_jwt_ex.sessions.session import hash_token
+from ..config import Settings
+from ..sessions.session import hash_token
 
 ALGORITHM = "HS256"
 

@@ -6,7 +6,7 @@ Emails arrive normalised (`auth.accounts.normalize_email`).
 from sqlalchemy import orm, select
 from sqlalchemy.exc import IntegrityError
 
-from svc_sync_redis_postgres_jwt_ex.models import User
+from ..models import User
 
 
 def get_user(db: orm.Session, user_id: int) -> User | None:

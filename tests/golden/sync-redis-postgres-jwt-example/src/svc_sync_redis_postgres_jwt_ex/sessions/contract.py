@@ -9,7 +9,7 @@ counters a store also keeps are `auth.limits.Counters`.
 
 from typing import Any, Protocol
 
-from svc_sync_redis_postgres_jwt_ex.sessions.session import SessionState
+from .session import SessionState
 
 
 class Store(Protocol):

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from svc_sync_redis_postgres_jwt_ex.auth.tokens import decode_access_token
-from svc_sync_redis_postgres_jwt_ex.config import Settings, get_settings
-from svc_sync_redis_postgres_jwt_ex.db import DbSession, after_rollback, before_commit
-from svc_sync_redis_postgres_jwt_ex.security import CONTENT_TOO_LARGE, mark_session_used
-from svc_sync_redis_postgres_jwt_ex.sessions.contract import Store
-from svc_sync_redis_postgres_jwt_ex.sessions.redis_store import RedisClient, SessionStore
-from svc_sync_redis_postgres_jwt_ex.sessions.session import (
+from ..auth.tokens import decode_access_token
+from ..config import Settings, get_settings
+from ..db import DbSession, after_rollback, before_commit
+from ..security import CONTENT_TOO_LARGE, mark_session_used
+from .contract import Store
+from .redis_store import RedisClient, SessionStore
+from .session import (
     Session,
     SessionState,
     data_size,

@@ -34,7 +34,7 @@ from redis.client import Pipeline
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.sentinel import Sentinel
 
-from svc_sync_redis_postgres_jwt_ex.sessions.session import (
+from .session import (
     DELETED,
     Increment,
     SessionState,

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, Field
 
-from svc_sync_redis_postgres_jwt_ex.fields import Text
+from ..fields import Text
 
 MAX_INT = 2**31 - 1
 MAX_QUANTITY = 1000
