@@ -53,7 +53,7 @@ async def purge_expired_sessions_forever(engine: AsyncEngine, interval: float) -
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_db_engine(settings)
-    maker = create_sessionmaker(engine)
+    maker = create_sessionmaker(engine, settings)
     app.state.engine = engine
     app.state.sessionmaker = maker
     purger = asyncio.create_task(

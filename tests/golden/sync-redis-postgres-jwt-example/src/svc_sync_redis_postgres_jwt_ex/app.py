@@ -33,7 +33,7 @@ OTHER_WORKER_THREADS = 40
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_db_engine(settings)
-    maker = create_sessionmaker(engine)
+    maker = create_sessionmaker(engine, settings)
     app.state.engine = engine
     app.state.sessionmaker = maker
     # Requests wait for a connection in the event loop (`db.reserve_connection`),

@@ -3,15 +3,27 @@
 Emails arrive normalised (`auth.accounts.normalize_email`).
 """
 
-from sqlalchemy import select
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from ..db import read_row
 from ..models import User
+
+_users = cast(Table, User.__table__)
+# Read on every authenticated request: built once, as the session reads are.
+_BY_ID = select(_users).where(_users.c.id == bindparam("id"))
 
 
 async def get_user(db: AsyncSession, user_id: int) -> User | None:
-    return await db.get(User, user_id)
+    """The user, read with `read_row` (so on its own before the request's
+    transaction begins), as a copy that `db` does not track: change it with
+    `set_user_field`."""
+    row = await read_row(db, _BY_ID, {"id": user_id})
+    return User(**row) if row is not None else None
 
 
 async def find_user(db: AsyncSession, email: str) -> User | None:
@@ -30,6 +42,7 @@ async def add_user(db: AsyncSession, email: str, password_hash: str) -> User | N
 
 
 async def set_user_field(db: AsyncSession, user: User, field: str, value: object) -> None:
-    """Change one field; written with the request's transaction."""
-    setattr(user, field, value)
-    db.add(user)
+    """Change one field, written with the request's transaction by an UPDATE
+    (`user` may be a copy from `get_user`)."""
+    await db.execute(update(_users).where(_users.c.id == user.id).values({field: value}))
+    set_committed_value(user, field, value)

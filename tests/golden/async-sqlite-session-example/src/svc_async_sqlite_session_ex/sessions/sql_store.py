@@ -1,5 +1,6 @@
 """Sessions in a SQL table, written inside the request's own transaction:
 the session change and the data change commit, or roll back, together.
+Reads before that transaction begins run on their own (`db.read_row`).
 Rate-limit counts are the exception: each commits at once, on its own.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..db import read_row
 from ..models import RateLimit, SessionRecord
 from .session import SessionState, apply_changes
 
@@ -43,8 +45,7 @@ class SessionStore:
         self.db = db
 
     async def _fetch(self, statement: Select[Any], key: str, now: float) -> SessionState | None:
-        result = await self.db.execute(statement, {"key": key, "now": now})
-        row = result.mappings().first()
+        row = await read_row(self.db, statement, {"key": key, "now": now})
         return SessionState(**row) if row is not None else None
 
     async def get(self, session_id: str, now: float) -> SessionState | None:

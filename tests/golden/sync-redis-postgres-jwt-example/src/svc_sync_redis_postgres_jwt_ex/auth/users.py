@@ -3,14 +3,26 @@
 Emails arrive normalised (`auth.accounts.normalize_email`).
 """
 
-from sqlalchemy import orm, select
-from sqlalchemy.exc import IntegrityError
+from typing import cast
 
+from sqlalchemy import Table, bindparam, orm, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..db import read_row
 from ..models import User
+
+_users = cast(Table, User.__table__)
+# Read on every authenticated request: built once, as the session reads are.
+_BY_ID = select(_users).where(_users.c.id == bindparam("id"))
 
 
 def get_user(db: orm.Session, user_id: int) -> User | None:
-    return db.get(User, user_id)
+    """The user, read with `read_row` (so on its own before the request's
+    transaction begins), as a copy that `db` does not track: change it with
+    `set_user_field`."""
+    row = read_row(db, _BY_ID, {"id": user_id})
+    return User(**row) if row is not None else None
 
 
 def find_user(db: orm.Session, email: str) -> User | None:
@@ -29,6 +41,7 @@ def add_user(db: orm.Session, email: str, password_hash: str) -> User | None:
 
 
 def set_user_field(db: orm.Session, user: User, field: str, value: object) -> None:
-    """Change one field; written with the request's transaction."""
-    setattr(user, field, value)
-    db.add(user)
+    """Change one field, written with the request's transaction by an UPDATE
+    (`user` may be a copy from `get_user`)."""
+    db.execute(update(_users).where(_users.c.id == user.id).values({field: value}))
+    set_committed_value(user, field, value)
