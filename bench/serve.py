@@ -33,9 +33,31 @@ def _count(name: str) -> Any:
     return listener
 
 
-def _reset_rollback(_dbapi: Any, _record: Any, state: Any = None) -> None:
+def _count_sent(name: str) -> Any:
+    """Count BEGIN, COMMIT or ROLLBACK on a connection not in autocommit mode (in
+    autocommit mode SQLAlchemy still fires the events, but the driver sends nothing)."""
+
+    def listener(connection: Any, *_args: Any, **_kwargs: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
+        with LOCK:
+            COUNTS[name] += 1
+
+    return listener
+
+
+def _in_transaction(dbapi: Any) -> bool:
+    """Does the driver connection hold an open transaction (is a rollback sent)?"""
+    if getattr(dbapi, "autocommit", None) is True:
+        return False
+    if getattr(dbapi, "_transaction", "unknown") is None:  # SQLAlchemy's asyncpg adapter
+        return False
+    return getattr(dbapi, "in_transaction", True) is not False  # sqlite3
+
+
+def _reset_rollback(dbapi: Any, _record: Any, state: Any = None) -> None:
     """A reset on return that rolls back on the server (the transaction had not ended)."""
-    if state is not None and not state.transaction_was_reset:
+    if state is not None and not state.transaction_was_reset and _in_transaction(dbapi):
         with LOCK:
             COUNTS["reset_rollbacks"] += 1
 
@@ -48,9 +70,9 @@ def install_sql_counters() -> bool:
     except ImportError:
         return False
     event.listen(Engine, "before_cursor_execute", _count("statements"))
-    event.listen(Engine, "begin", _count("begins"))
-    event.listen(Engine, "commit", _count("commits"))
-    event.listen(Engine, "rollback", _count("rollbacks"))
+    event.listen(Engine, "begin", _count_sent("begins"))
+    event.listen(Engine, "commit", _count_sent("commits"))
+    event.listen(Engine, "rollback", _count_sent("rollbacks"))
     event.listen(Pool, "connect", _count("connects"))
     event.listen(Pool, "checkout", _count("checkouts"))
     event.listen(Pool, "reset", _count("resets"))

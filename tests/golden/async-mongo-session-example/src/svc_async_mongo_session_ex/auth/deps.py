@@ -13,7 +13,11 @@ from .users import get_user
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_current_user(request: Request, session: CurrentSession, db: DbSession) -> User:
+async def get_current_user(
+    request: Request,
+    session: CurrentSession,
+    db: DbSession,
+) -> User:
     """The session's user; 401 without a live login, 403 on a missing or wrong
     `X-CSRF-Token` for a state-changing request (synchronizer token)."""
     if session.user_id is None:

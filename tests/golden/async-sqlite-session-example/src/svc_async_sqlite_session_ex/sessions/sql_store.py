@@ -23,15 +23,25 @@ from sqlalchemy.dialects.sqlite import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import read_row
-from ..models import RateLimit, SessionRecord
+from ..models import RateLimit, SessionRecord, User
 from .session import SessionState, apply_changes
 
 _table = cast(Table, SessionRecord.__table__)
 _limits = cast(Table, RateLimit.__table__)
+_users = cast(Table, User.__table__)
+_SESSION_FIELDS = [column.name for column in _table.c]
+# A session read brings its user's row along, under these labels.
+_USER_LABELS = {f"user__{column.name}": column.name for column in _users.c}
 
 
 def _live_session(key: Column[str]) -> Select[Any]:
-    return select(_table).where(key == bindparam("key"), _table.c.expires_at > bindparam("now"))
+    # One read where `get_current_user` would make a second: see `loaded_user`.
+    user = [_users.c[name].label(label) for label, name in _USER_LABELS.items()]
+    return (
+        select(_table, *user)
+        .outerjoin(_users, _users.c.id == _table.c.user_id)
+        .where(key == bindparam("key"), _table.c.expires_at > bindparam("now"))
+    )
 
 
 # Session reads run on every request that uses the session. Their statements
@@ -43,14 +53,26 @@ _BY_ID = _live_session(_table.c.id)
 class SessionStore:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
+        self._user: User | None = None
 
     async def _fetch(self, statement: Select[Any], key: str, now: float) -> SessionState | None:
         row = await read_row(self.db, statement, {"key": key, "now": now})
-        return SessionState(**row) if row is not None else None
+        if row is None:
+            return None
+        if row["user__id"] is not None:
+            self._user = User(**{name: row[label] for label, name in _USER_LABELS.items()})
+        return SessionState(**{name: row[name] for name in _SESSION_FIELDS})
 
     async def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None (unknown or expired)."""
         return await self._fetch(_BY_ID, session_id, now)
+
+    def loaded_user(self, user_id: int) -> User | None:
+        """User `user_id` as read along with the session, or None if it was not
+        (read it with `auth.users.get_user` then). Like that, it is a copy
+        that the request's database session does not track."""
+        user = self._user
+        return user if user is not None and user.id == user_id else None
 
     async def add(self, state: SessionState) -> None:
         await self.db.execute(insert(_table).values(asdict(state)))
