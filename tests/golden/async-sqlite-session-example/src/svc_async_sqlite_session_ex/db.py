@@ -120,6 +120,21 @@ async def read_row(
         return (await connection.execute(statement, params)).mappings().first()
 
 
+async def _commit(db: AsyncSession) -> None:
+    """Run the before-commit hooks, then commit if a transaction began."""
+    for hook in db.info.pop(BEFORE_COMMIT, []):
+        await hook()
+    if db.in_transaction():
+        await db.commit()
+
+
+async def _roll_back(db: AsyncSession) -> None:
+    """Roll back and release the connection, then run the undo hooks."""
+    await db.close()
+    for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
+        await undo()
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: one transaction, committed on success and
     rolled back on any error, by this function only; others join it with
@@ -133,15 +148,10 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     db = get_sessionmaker(request)()
     try:
         yield db
-        for hook in db.info.pop(BEFORE_COMMIT, []):
-            await hook()
-        if db.in_transaction():
-            await db.commit()
+        await _commit(db)
     except BaseException:
-        # The request or its commit failed: roll back, release the connection.
-        await db.close()
-        for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
-            await undo()
+        # The request or its commit failed.
+        await _roll_back(db)
         raise
 
 

@@ -1,7 +1,7 @@
 """The database engine and the request's unit of work (`get_db`)."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -13,6 +13,7 @@ from sqlalchemy import (
     create_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from .config import Settings
 
@@ -136,7 +137,22 @@ def read_row(
         return (connection.execute(statement, params)).mappings().first()
 
 
-def get_db(request: Request, _slot: ConnectionSlot) -> Iterator[Session]:
+def _commit(db: Session) -> None:
+    """Run the before-commit hooks, then commit if a transaction began."""
+    for hook in db.info.pop(BEFORE_COMMIT, []):
+        hook()
+    if db.in_transaction():
+        db.commit()
+
+
+def _roll_back(db: Session) -> None:
+    """Roll back and release the connection, then run the undo hooks."""
+    db.close()
+    for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
+        undo()
+
+
+async def get_db(request: Request, _slot: ConnectionSlot) -> AsyncIterator[Session]:
     """The request's unit of work: one transaction, committed on success and
     rolled back on any error, by this function only; others join it with
     `before_commit` and `after_rollback`.
@@ -145,19 +161,18 @@ def get_db(request: Request, _slot: ConnectionSlot) -> Iterator[Session]:
     sent: a failed commit becomes a 500, never a success the client trusts.
     The session begins its transaction (and takes a pooled connection) on
     first use, so a request that never touched the database costs no call.
+
+    The session is made in the event loop, and the blocking end (hooks and
+    commit, or rollback) runs in one worker thread: as a sync generator,
+    its start would cost a thread as well.
     """
     db = get_sessionmaker(request)()
     try:
         yield db
-        for hook in db.info.pop(BEFORE_COMMIT, []):
-            hook()
-        if db.in_transaction():
-            db.commit()
+        await run_in_threadpool(_commit, db)
     except BaseException:
-        # The request or its commit failed: roll back, release the connection.
-        db.close()
-        for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
-            undo()
+        # The request or its commit failed.
+        await run_in_threadpool(_roll_back, db)
         raise
 
 

@@ -5,10 +5,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from ..db import DbSession
 from ..models import User
 from ..sessions.deps import CurrentSession, SessionStoreDep
-from .users import get_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -16,7 +14,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def get_current_user(
     request: Request,
     session: CurrentSession,
-    db: DbSession,
     store: SessionStoreDep,
 ) -> User:
     """The session's user; 401 without a live login, 403 on a missing or wrong
@@ -28,7 +25,7 @@ async def get_current_user(
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
 
-    user = store.loaded_user(session.user_id) or await get_user(db, session.user_id)
+    user = store.loaded_user(session.user_id)
     if user is None or not user.is_active:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
     return user

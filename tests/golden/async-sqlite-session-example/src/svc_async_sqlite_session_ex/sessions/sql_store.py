@@ -68,8 +68,8 @@ class SessionStore:
         return await self._fetch(_BY_ID, session_id, now)
 
     def loaded_user(self, user_id: int) -> User | None:
-        """User `user_id` as read along with the session, or None if it was not
-        (read it with `auth.users.get_user` then). Like that, it is a copy
+        """User `user_id` as read along with the session (`get`), or None when
+        no such user was there. Like `auth.users.get_user`'s, it is a copy
         that the request's database session does not track."""
         user = self._user
         return user if user is not None and user.id == user_id else None

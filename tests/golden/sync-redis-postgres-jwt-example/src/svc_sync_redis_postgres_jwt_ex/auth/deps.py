@@ -14,10 +14,7 @@ UNAUTHORIZED = HTTPException(
 )
 
 
-def get_current_user(
-    session: CurrentSession,
-    db: DbSession,
-) -> User:
+def get_current_user(session: CurrentSession, db: DbSession) -> User:
     """The user of a live login session; 401 (with `WWW-Authenticate`) otherwise."""
     if session.user_id is None:
         raise UNAUTHORIZED
