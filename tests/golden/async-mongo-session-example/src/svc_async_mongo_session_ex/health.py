@@ -11,14 +11,6 @@ from .db import get_mongo
 router = APIRouter(tags=["health"])
 
 
-async def _database_ok(request: Request) -> bool:
-    try:
-        await get_mongo(request).client.admin.command("ping")
-    except PyMongoError:
-        return False
-    return True
-
-
 @router.get("/health/live")
 async def live() -> dict[str, str]:
     """No I/O: answers while the event loop runs."""
@@ -36,3 +28,11 @@ async def health(request: Request) -> JSONResponse:
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
+
+
+async def _database_ok(request: Request) -> bool:
+    try:
+        await get_mongo(request).client.admin.command("ping")
+    except PyMongoError:
+        return False
+    return True

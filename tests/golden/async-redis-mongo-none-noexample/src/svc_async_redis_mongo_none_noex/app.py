@@ -1,27 +1,21 @@
 """`create_app()`: the application, its middleware, routes and lifespan."""
 
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
-from pymongo.errors import ConnectionFailure, OperationFailure
-from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .config import Settings
 from .db import connect
+from .db_errors import add_database_error_handlers
+from .errors import add_error_handlers
 from .health import router as health_router
 from .security import SecurityMiddleware
 from .sessions.middleware import SessionMiddleware
+from .sessions.redis_errors import add_redis_error_handlers
 from .sessions.redis_store import create_redis
-
-logger = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -37,70 +31,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await redis.aclose()
         await mongo.client.close()
-
-
-async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
-    """A JSON 500 with no detail of the failure; the traceback goes to the log."""
-    logger.error("unhandled error", exc_info=exc)
-    # Answered outside the middleware, so the request id is added here.
-    return JSONResponse(
-        {"detail": "Internal Server Error"},
-        status_code=500,
-        headers={"X-Request-ID": correlation_id.get() or ""},
-    )
-
-
-async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
-    """422 naming what is wrong and where, without the submitted values: they
-    may be secrets (a password), or not encodable as JSON (NaN, Infinity, an
-    unpaired surrogate)."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    detail = [
-        {
-            "type": error["type"],
-            "loc": [safe_text(part) for part in error["loc"]],
-            "msg": safe_text(error["msg"]),
-        }
-        for error in errors
-    ]
-    return JSONResponse({"detail": detail}, status_code=422)
-
-
-def safe_text(value: object) -> object:
-    """`value`, or for text, text that encodes as UTF-8 (surrogates replaced)."""
-    if isinstance(value, str):
-        return value.encode(errors="replace").decode()
-    return value
-
-
-def server_unavailable(detail: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """A handler answering 503 (the client may retry) while a server is down;
-    the client library reconnects by itself when it is back."""
-
-    async def handler(_request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("%s: %s", detail, exc)
-        return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-
-    return handler
-
-
-async def cluster_error(request: Request, exc: Exception) -> JSONResponse:
-    """redis-py raises RedisClusterException, outside its RedisError, both for a
-    Redis Cluster it cannot reach (503) and for a misuse such as one command on
-    keys of several slots (a bug: 500)."""
-    if isinstance(exc, SlotNotCoveredError) or "cannot be connected" in str(exc):
-        return await server_unavailable("Session store unavailable")(request, exc)
-    return await internal_error(request, exc)
-
-
-async def transaction_conflict(request: Request, exc: Exception) -> JSONResponse:
-    """A concurrent transaction wrote the same document first: 409, retry."""
-    if isinstance(exc, OperationFailure) and exc.has_error_label("TransientTransactionError"):
-        return JSONResponse(
-            {"detail": "A concurrent request changed the same data: retry"},
-            status_code=status.HTTP_409_CONFLICT,
-        )
-    return await internal_error(request, exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -130,14 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: every response, refusals included, carries `X-Request-ID`, and
     # every log line of the request its id.
     app.add_middleware(CorrelationIdMiddleware)
-    app.add_exception_handler(Exception, internal_error)
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(RedisConnectionError, server_unavailable("Session store unavailable"))
-    app.add_exception_handler(RedisTimeoutError, server_unavailable("Session store unavailable"))
-    # A Redis Cluster with a master down (until a replica takes over), or out of reach.
-    app.add_exception_handler(ClusterDownError, server_unavailable("Session store unavailable"))
-    app.add_exception_handler(RedisClusterException, cluster_error)
-    app.add_exception_handler(ConnectionFailure, server_unavailable("Database unavailable"))
-    app.add_exception_handler(OperationFailure, transaction_conflict)
+    add_error_handlers(app)
+    add_database_error_handlers(app)
+    add_redis_error_handlers(app)
     app.include_router(health_router)
     return app

@@ -13,23 +13,6 @@ from .sessions.redis_store import RedisClient
 router = APIRouter(tags=["health"])
 
 
-async def _database_ok(request: Request) -> bool:
-    try:
-        await get_mongo(request).client.admin.command("ping")
-    except PyMongoError:
-        return False
-    return True
-
-
-async def _redis_ok(request: Request) -> bool:
-    redis: RedisClient = request.app.state.redis
-    try:
-        await redis.ping()
-    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
-        return False
-    return True
-
-
 @router.get("/health/live")
 async def live() -> dict[str, str]:
     """No I/O: answers while the event loop runs."""
@@ -46,3 +29,20 @@ async def health(request: Request) -> JSONResponse:
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
+
+
+async def _database_ok(request: Request) -> bool:
+    try:
+        await get_mongo(request).client.admin.command("ping")
+    except PyMongoError:
+        return False
+    return True
+
+
+async def _redis_ok(request: Request) -> bool:
+    redis: RedisClient = request.app.state.redis
+    try:
+        await redis.ping()
+    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
+        return False
+    return True

@@ -84,7 +84,7 @@ def create_sessionmaker(
 
 
 def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    """The application's sessionmaker, made at start-up (see `main.lifespan`)."""
+    """The application's sessionmaker, made at start-up (see `app.lifespan`)."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return maker
 

@@ -11,15 +11,6 @@ from .db import get_sessionmaker
 router = APIRouter(tags=["health"])
 
 
-async def _database_ok(request: Request) -> bool:
-    try:
-        async with get_sessionmaker(request)() as db:
-            await db.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    return True
-
-
 @router.get("/health/live")
 async def live() -> dict[str, str]:
     """No I/O: answers while the event loop runs."""
@@ -37,3 +28,12 @@ async def health(request: Request) -> JSONResponse:
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
+
+
+async def _database_ok(request: Request) -> bool:
+    try:
+        async with get_sessionmaker(request)() as db:
+            await db.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True

@@ -146,7 +146,7 @@ def settings_error(exc: ValidationError) -> str:
 
 
 def get_settings(request: Request) -> Settings:
-    """The application's settings, loaded once by `main.create_app`."""
+    """The application's settings, loaded once by `app.create_app`."""
     settings: Settings = request.app.state.settings
     return settings
 

@@ -82,7 +82,7 @@ def create_sessionmaker(
 
 
 def get_sessionmaker(request: Request) -> sessionmaker[Session]:
-    """The application's sessionmaker, made at start-up (see `main.lifespan`)."""
+    """The application's sessionmaker, made at start-up (see `app.lifespan`)."""
     maker: sessionmaker[Session] = request.app.state.sessionmaker
     return maker
 

@@ -13,24 +13,6 @@ from .sessions.redis_store import RedisClient
 router = APIRouter(tags=["health"])
 
 
-def _database_ok(request: Request) -> bool:
-    try:
-        with get_sessionmaker(request)() as db:
-            db.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    return True
-
-
-def _redis_ok(request: Request) -> bool:
-    redis: RedisClient = request.app.state.redis
-    try:
-        redis.ping()
-    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
-        return False
-    return True
-
-
 @router.get("/health/live")
 async def live() -> dict[str, str]:
     """No I/O: answers while the event loop runs."""
@@ -47,3 +29,21 @@ def health(request: Request) -> JSONResponse:
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
+
+
+def _database_ok(request: Request) -> bool:
+    try:
+        with get_sessionmaker(request)() as db:
+            db.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+def _redis_ok(request: Request) -> bool:
+    redis: RedisClient = request.app.state.redis
+    try:
+        redis.ping()
+    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
+        return False
+    return True

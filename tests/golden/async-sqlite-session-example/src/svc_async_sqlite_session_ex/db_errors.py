@@ -1,0 +1,27 @@
+"""The answers to the database's failures: 503 while it is unreachable."""
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from .errors import internal_error, server_unavailable
+
+database_unavailable = server_unavailable("Database unavailable")
+
+
+def add_database_error_handlers(app: FastAPI) -> None:
+    """A request that finds the database unreachable gets 503, not 500."""
+    app.add_exception_handler(DBAPIError, database_error)
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is unreachable; any other database error is a 500."""
+    if isinstance(exc, DBAPIError) and connection_lost(exc):
+        return await database_unavailable(request, exc)
+    return await internal_error(request, exc)
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    """Is the database down, or did the request's connection die? SQLAlchemy
+    then discards the pooled connections, so later requests reconnect."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated

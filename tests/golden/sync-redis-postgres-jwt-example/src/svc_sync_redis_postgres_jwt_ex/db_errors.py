@@ -1,0 +1,36 @@
+"""The answers to the database's failures: 503 while it is unreachable."""
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from .errors import internal_error, server_unavailable
+
+database_unavailable = server_unavailable("Database unavailable")
+# SQLSTATEs of a lost connection (class 08), of a server out of resources
+# (53: too many connections, memory, disk) and of one shutting down or starting
+# up (57P01-57P03). psycopg raises OperationalError for them; asyncpg does not.
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def add_database_error_handlers(app: FastAPI) -> None:
+    """A request that finds the database unreachable gets 503, not 500."""
+    app.add_exception_handler(DBAPIError, database_error)
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is unreachable; any other database error is a 500."""
+    if isinstance(exc, DBAPIError) and connection_lost(exc):
+        return await database_unavailable(request, exc)
+    return await internal_error(request, exc)
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    """Is the database down, or did the request's connection die? SQLAlchemy
+    then discards the pooled connections, so later requests reconnect."""
+    sqlstate: str = getattr(exc.orig, "sqlstate", None) or ""
+    return (
+        isinstance(exc, OperationalError)
+        or exc.connection_invalidated
+        or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    )
