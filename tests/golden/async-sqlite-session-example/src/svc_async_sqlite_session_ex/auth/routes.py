@@ -1,42 +1,35 @@
-"""Register, log in and out, and manage the user's sessions."""
+"""Log in, change the password, and manage the user's sessions; with
+`account_routes`, the routes under /auth."""
 
 import time
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
 from ..db import DbSession
 from ..responses import errors
 from ..sessions.deps import CurrentSession, SessionStoreDep
+from . import account_routes
 from .accounts import change_password, normalize_email
 from .deps import CurrentUser
 from .limits import LoginLimits
-from .passwords import hash_password, verify_password
+from .passwords import verify_password
 from .schemas import (
     Credentials,
     LoginOut,
     PasswordChange,
     SessionOut,
-    UserOut,
 )
-from .users import add_user, find_user
+from .users import find_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
+router.include_router(account_routes.router)
 
 
 def refused(detail: str) -> JSONResponse:
     """A 401 returned, not raised: the request's session is still saved."""
     return JSONResponse({"detail": detail}, status.HTTP_401_UNAUTHORIZED)
-
-
-@router.post("/register", status_code=status.HTTP_201_CREATED)
-async def register(body: Credentials, db: DbSession) -> UserOut:
-    password_hash = await hash_password(body.password)
-    user = await add_user(db, normalize_email(body.email), password_hash)
-    if user is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered")
-    return UserOut(id=user.id, email=user.email)
 
 
 @router.post("/login", response_model=LoginOut)
@@ -54,17 +47,6 @@ async def login(
     await limits.succeeded(body.email)
     session.login(user.id)
     return LoginOut(id=user.id, email=user.email, csrf_token=session.csrf_token)
-
-
-@router.get("/me")
-async def me(user: CurrentUser) -> UserOut:
-    return UserOut(id=user.id, email=user.email)
-
-
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(_user: CurrentUser, session: CurrentSession) -> Response:
-    session.destroy()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,10 +1,11 @@
-"""Register, get and refresh bearer tokens, log out."""
+"""Get and refresh bearer tokens, change the password; with `account_routes`,
+the routes under /auth."""
 
 import hmac
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, status
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
@@ -13,25 +14,25 @@ from ..db import DbSession
 from ..responses import errors
 from ..sessions.deps import CurrentSession, SessionStoreDep
 from ..sessions.session import Session, hash_token
+from . import account_routes
 from .accounts import change_password, normalize_email
 from .deps import CurrentUser
 from .limits import LoginLimits
-from .passwords import hash_password, verify_password
+from .passwords import verify_password
 from .schemas import (
-    Credentials,
     PasswordChange,
     RefreshIn,
     TokenPair,
-    UserOut,
 )
 from .tokens import (
     create_access_token,
     create_refresh_token,
     read_refresh_token,
 )
-from .users import add_user, find_user, get_user
+from .users import find_user, get_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
+router.include_router(account_routes.router)
 
 
 def refused(detail: str) -> JSONResponse:
@@ -41,15 +42,6 @@ def refused(detail: str) -> JSONResponse:
         status.HTTP_401_UNAUTHORIZED,
         headers={"WWW-Authenticate": "Bearer"},
     )
-
-
-@router.post("/register", status_code=status.HTTP_201_CREATED)
-def register(body: Credentials, db: DbSession) -> UserOut:
-    password_hash = hash_password(body.password)
-    user = add_user(db, normalize_email(body.email), password_hash)
-    if user is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered")
-    return UserOut(id=user.id, email=user.email)
 
 
 def token_pair(settings: Settings, user_id: int, sid: str, refresh_token: str) -> TokenPair:
@@ -140,17 +132,6 @@ def refresh(
     session.refresh_hash = state.refresh_hash = refresh_hash
     session.modified = True
     return token_pair(settings, user.id, state.handle, refresh_token)
-
-
-@router.get("/me")
-def me(user: CurrentUser) -> UserOut:
-    return UserOut(id=user.id, email=user.email)
-
-
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(_user: CurrentUser, session: CurrentSession) -> Response:
-    session.destroy()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/password", response_model=TokenPair)

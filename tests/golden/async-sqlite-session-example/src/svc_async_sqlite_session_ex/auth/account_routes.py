@@ -1,0 +1,34 @@
+"""The routes of every login style: register, who am I, log out."""
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from ..db import DbSession
+from ..sessions.deps import CurrentSession
+from .accounts import normalize_email
+from .deps import CurrentUser
+from .passwords import hash_password
+from .schemas import Credentials, UserOut
+from .users import add_user
+
+# Included by `auth.routes.router`, which gives them its prefix, tags and responses.
+router = APIRouter()
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(body: Credentials, db: DbSession) -> UserOut:
+    password_hash = await hash_password(body.password)
+    user = await add_user(db, normalize_email(body.email), password_hash)
+    if user is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered")
+    return UserOut(id=user.id, email=user.email)
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut(id=user.id, email=user.email)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(_user: CurrentUser, session: CurrentSession) -> Response:
+    session.destroy()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
