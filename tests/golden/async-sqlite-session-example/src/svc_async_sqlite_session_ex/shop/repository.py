@@ -1,11 +1,11 @@
-"""The shop's tables: products and orders, read and written in the request's transaction."""
+"""The shop's tables: products and orders, written in the request's transaction."""
 
 from typing import Any, cast
 
 from fastapi import HTTPException, status
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, Table, bindparam, select, update
 
-from ..db import DbSession
+from ..db import DbSession, read_row
 from ..models import Order, OrderItem, Product
 from .schemas import (
     MAX_TOTAL_CENTS,
@@ -29,11 +29,15 @@ async def add_product(db: DbSession, body: ProductIn) -> ProductOut:
     return ProductOut.model_validate(product, from_attributes=True)
 
 
+_products = cast(Table, Product.__table__)
+# Read on every cart add: built once.
+_PRODUCT = select(_products).where(_products.c.id == bindparam("id"))
+
+
 async def get_product(db: DbSession, product_id: int) -> ProductOut | None:
-    product = await db.get(Product, product_id)
-    if product is None:
-        return None
-    return ProductOut.model_validate(product, from_attributes=True)
+    """One read (on its own, when the request's transaction has not begun)."""
+    row = await read_row(db, _PRODUCT, {"id": product_id})
+    return ProductOut(**row) if row is not None else None
 
 
 async def place_order(db: DbSession, user_id: int, items: list[CartLine]) -> OrderOut:
