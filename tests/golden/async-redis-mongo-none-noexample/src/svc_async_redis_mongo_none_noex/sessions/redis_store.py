@@ -37,6 +37,16 @@ from .session import (
     apply_changes,
 )
 
+# SET the session only if it is still stored as this request read it: the
+# save of a session that no other request wrote meanwhile is one round trip.
+_SWAP = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    redis.call("SET", KEYS[1], ARGV[2], "PXAT", ARGV[3])
+    return 1
+end
+return 0
+"""
+
 Undo = Callable[[], Coroutine[Any, Any, object]]
 
 # A client of one server (a Sentinel-managed master's client is one too), or of a Cluster.
@@ -200,8 +210,10 @@ class SessionStore:
         self.redis = redis
         self.prefix = prefix
         self.absolute_timeout = absolute_timeout
-        # Sessions as read in this request, to restore them on rollback.
+        # Sessions as read in this request, to restore them on rollback, and
+        # as stored then, to save them with a compare-and-set.
         self.loaded: dict[str, SessionState] = {}
+        self.stored: dict[str, str | bytes] = {}
         self.journal: list[Undo] = []
 
     def _key(self, session_id: str) -> str:
@@ -214,7 +226,11 @@ class SessionStore:
 
     async def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None: one round trip."""
-        return self._remember(_load(await self.redis.get(self._key(session_id)), now))
+        raw = await self.redis.get(self._key(session_id))
+        state = self._remember(_load(raw, now))
+        if state is not None and raw is not None:
+            self.stored[session_id] = raw
+        return state
 
     def _queue_set(self, pipe: AnyPipeline, state: SessionState) -> None:
         pipe.set(self._key(state.id), _dump(state), pxat=int(state.expires_at * 1000))
@@ -244,12 +260,26 @@ class SessionStore:
     ) -> None:
         """Set `fields`, and merge `changes` (see `Session.changes`) onto the
         data as stored now. A session deleted meanwhile stays deleted."""
-        await self._merge(session_id, fields, changes)
+        if not await self._swap(session_id, fields, changes):
+            await self._merge(session_id, fields, changes)
         previous = self.loaded.get(session_id)
         if previous is not None:
             old_fields = {name: getattr(previous, name) for name in fields}
             reverse = undo(previous, changes)
             self.journal.append(lambda: self._merge(session_id, old_fields, reverse))
+
+    async def _swap(self, session_id: str, fields: dict[str, Any], changes: dict[str, Any]) -> bool:
+        """Save the change onto the session as this request read it, if it is
+        still stored so (one round trip); False if not: another request saved
+        or deleted it meanwhile, or this one has not read it."""
+        previous = self.loaded.get(session_id)
+        raw = self.stored.pop(session_id, None)
+        if previous is None or raw is None:
+            return False
+        state = replace(previous, **fields, data=apply_changes(previous.data, changes))
+        key, pxat = self._key(session_id), int(state.expires_at * 1000)
+        swapped = await cast(Any, self.redis).eval(_SWAP, 1, key, raw, _dump(state), pxat)
+        return bool(swapped)
 
     async def _merge(
         self,

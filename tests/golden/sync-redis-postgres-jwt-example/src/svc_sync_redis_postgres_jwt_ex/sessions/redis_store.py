@@ -41,6 +41,16 @@ from .session import (
     apply_changes,
 )
 
+# SET the session only if it is still stored as this request read it: the
+# save of a session that no other request wrote meanwhile is one round trip.
+_SWAP = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    redis.call("SET", KEYS[1], ARGV[2], "PXAT", ARGV[3])
+    return 1
+end
+return 0
+"""
+
 # DECR unless the counter is gone (its window ended): a DECR alone would
 # bring the key back, without a TTL.
 # The counter starts at 0 with the window as its TTL; INCR keeps the TTL.
@@ -219,8 +229,10 @@ class SessionStore:
         self.redis = redis
         self.prefix = prefix
         self.absolute_timeout = absolute_timeout
-        # Sessions as read in this request, to restore them on rollback.
+        # Sessions as read in this request, to restore them on rollback, and
+        # as stored then, to save them with a compare-and-set.
         self.loaded: dict[str, SessionState] = {}
+        self.stored: dict[str, str | bytes] = {}
         self.journal: list[Undo] = []
 
     def _key(self, session_id: str) -> str:
@@ -239,7 +251,11 @@ class SessionStore:
 
     def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None: one round trip."""
-        return self._remember(_load(self.redis.get(self._key(session_id)), now))
+        raw = self.redis.get(self._key(session_id))
+        state = self._remember(_load(raw, now))
+        if state is not None and raw is not None:
+            self.stored[session_id] = raw
+        return state
 
     def get_by_handle(self, handle: str, now: float) -> SessionState | None:
         """The live session with this public handle (the `sid` claim), or None."""
@@ -281,12 +297,26 @@ class SessionStore:
     ) -> None:
         """Set `fields`, and merge `changes` (see `Session.changes`) onto the
         data as stored now. A session deleted meanwhile stays deleted."""
-        self._merge(session_id, fields, changes)
+        if not self._swap(session_id, fields, changes):
+            self._merge(session_id, fields, changes)
         previous = self.loaded.get(session_id)
         if previous is not None:
             old_fields = {name: getattr(previous, name) for name in fields}
             reverse = undo(previous, changes)
             self.journal.append(lambda: self._merge(session_id, old_fields, reverse))
+
+    def _swap(self, session_id: str, fields: dict[str, Any], changes: dict[str, Any]) -> bool:
+        """Save the change onto the session as this request read it, if it is
+        still stored so (one round trip); False if not: another request saved
+        or deleted it meanwhile, or this one has not read it."""
+        previous = self.loaded.get(session_id)
+        raw = self.stored.pop(session_id, None)
+        if previous is None or raw is None:
+            return False
+        state = replace(previous, **fields, data=apply_changes(previous.data, changes))
+        key, pxat = self._key(session_id), int(state.expires_at * 1000)
+        swapped = cast(Any, self.redis).eval(_SWAP, 1, key, raw, _dump(state), pxat)
+        return bool(swapped)
 
     def _merge(
         self,
