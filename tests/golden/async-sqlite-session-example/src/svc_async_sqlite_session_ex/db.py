@@ -111,13 +111,15 @@ async def read_row(
     Once the request's transaction has begun, the read joins it (it sees the
     request's own writes). Before that, it runs on its own in autocommit
     mode: one round trip instead of three (BEGIN, the read, COMMIT) for the
-    reads nearly every request makes, its session and its user.
+    reads that start most requests.
     """
     reader: AsyncEngine | None = db.info[READER]
     if reader is None or db.in_transaction():
-        return (await db.execute(statement, params)).mappings().first()
+        result = await db.execute(statement, params)
+        return result.mappings().first()
     async with reader.connect() as connection:
-        return (await connection.execute(statement, params)).mappings().first()
+        result = await connection.execute(statement, params)
+        return result.mappings().first()
 
 
 async def _commit(db: AsyncSession) -> None:

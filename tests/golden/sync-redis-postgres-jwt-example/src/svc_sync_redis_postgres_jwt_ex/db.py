@@ -128,13 +128,15 @@ def read_row(
     Once the request's transaction has begun, the read joins it (it sees the
     request's own writes). Before that, it runs on its own in autocommit
     mode: one round trip instead of three (BEGIN, the read, COMMIT) for the
-    reads nearly every request makes, its session and its user.
+    reads that start most requests.
     """
     reader: Engine | None = db.info[READER]
     if reader is None or db.in_transaction():
-        return (db.execute(statement, params)).mappings().first()
+        result = db.execute(statement, params)
+        return result.mappings().first()
     with reader.connect() as connection:
-        return (connection.execute(statement, params)).mappings().first()
+        result = connection.execute(statement, params)
+        return result.mappings().first()
 
 
 def _commit(db: Session) -> None:

@@ -1,7 +1,7 @@
 """Sessions in a SQL table, written inside the request's own transaction:
 the session change and the data change commit, or roll back, together.
-Reads before that transaction begins run on their own (`db.read_row`).
 Rate-limit counts are the exception: each commits at once, on its own.
+A read before that transaction begins runs on its own (`db.read_row`).
 """
 
 from dataclasses import asdict
