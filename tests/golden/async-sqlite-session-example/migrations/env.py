@@ -7,7 +7,8 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from svc_async_sqlite_session_ex import models
-from svc_async_sqlite_session_ex.config import Settings, normalize_database_url
+from svc_async_sqlite_session_ex.config import Settings
+from svc_async_sqlite_session_ex.database_url import normalize_database_url
 
 target_metadata = models.Base.metadata
 

@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from svc_async_sqlite_session_ex.config import normalize_database_url
+from svc_async_sqlite_session_ex.database_url import normalize_database_url
 
 from .conftest import ROOT
 

@@ -4,7 +4,8 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from svc_sync_redis_postgres_jwt_ex import models
-from svc_sync_redis_postgres_jwt_ex.config import Settings, normalize_database_url
+from svc_sync_redis_postgres_jwt_ex.config import Settings
+from svc_sync_redis_postgres_jwt_ex.database_url import normalize_database_url
 
 target_metadata = models.Base.metadata
 

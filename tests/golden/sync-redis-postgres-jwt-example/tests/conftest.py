@@ -25,9 +25,9 @@ from sqlalchemy import URL, Executable, create_engine, make_url
 
 from svc_sync_redis_postgres_jwt_ex.app import create_app
 from svc_sync_redis_postgres_jwt_ex.auth import passwords
-from svc_sync_redis_postgres_jwt_ex.config import (
+from svc_sync_redis_postgres_jwt_ex.config import Settings
+from svc_sync_redis_postgres_jwt_ex.database_url import (
     DEFAULT_DATABASE_URL,
-    Settings,
     normalize_database_url,
 )
 from svc_sync_redis_postgres_jwt_ex.db import Base

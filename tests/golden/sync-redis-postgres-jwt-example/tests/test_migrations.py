@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 
-from svc_sync_redis_postgres_jwt_ex.config import normalize_database_url
+from svc_sync_redis_postgres_jwt_ex.database_url import normalize_database_url
 
 from .conftest import ROOT, run_admin
 

@@ -8,19 +8,7 @@ from fastapi import Depends, Request
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# The compose.yaml service; directConnection because its replica set member
-# is named for the compose network.
-DEFAULT_DATABASE_URL = "mongodb://127.0.0.1:27017/app?directConnection=true"
-
-
-def check_database_url(url: str) -> str:
-    """A `mongodb://` (or `mongodb+srv://`) URL that names its database."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"mongodb", "mongodb+srv"} or not parts.path.strip("/"):
-        msg = "DATABASE_URL must look like mongodb://host:port/database"
-        raise ValueError(msg)
-    return url
-
+from .database_url import DEFAULT_DATABASE_URL, check_database_url
 
 # HMAC-SHA256 keys shorter than the hash give less than its strength.
 MIN_SECRET_KEY_BYTES = 32

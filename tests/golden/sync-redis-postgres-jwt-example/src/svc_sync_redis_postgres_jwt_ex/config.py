@@ -7,30 +7,9 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from .database_url import DEFAULT_DATABASE_URL, normalize_database_url
 from .sessions.redis_store import parse_redis_url
-
-DRIVER = "postgresql+psycopg"
-DEFAULT_DATABASE_URL = f"{DRIVER}://postgres:postgres@127.0.0.1:5432/app"
-
-
-def normalize_database_url(url: str) -> str:
-    """Give a plain `postgresql://` URL the driver this sync service needs."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        # SQLAlchemy's message quotes the URL, password included.
-        msg = "DATABASE_URL is not a URL like postgresql://user:password@host/database"
-        raise ValueError(msg) from None
-    if parsed.drivername in {"postgresql", "postgres"}:
-        return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
-    if parsed.drivername != DRIVER:
-        msg = f"DATABASE_URL uses {parsed.drivername!r}; this service needs {DRIVER!r}"
-        raise ValueError(msg)
-    return url
-
 
 # HMAC-SHA256 keys shorter than the hash give less than its strength.
 MIN_SECRET_KEY_BYTES = 32
