@@ -3,9 +3,9 @@
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 
-from ..auth.deps import CurrentUser
+from ..auth.deps import CurrentUser, get_current_user
 from ..db import DbSession
 from ..responses import errors
 from ..sessions.deps import CurrentSession, SessionStoreDep, claim
@@ -23,7 +23,11 @@ from .schemas import (
 )
 
 # Every route needs a logged-in user; writes also need the CSRF token.
-router = APIRouter(tags=["shop"], responses=errors(401, 403, 404, 409))
+router = APIRouter(
+    tags=["shop"],
+    dependencies=[Depends(get_current_user)],
+    responses=errors(401, 403, 404, 409),
+)
 # The cart is kept in the session, one key per product (`cart:<id>`: quantity),
 # so that concurrent requests adding different products both count: sessions
 # merge concurrent changes key by key.
@@ -48,7 +52,6 @@ def read_cart(session: Session) -> Cart:
 async def create_product(
     body: ProductIn,
     db: DbSession,
-    _user: CurrentUser,
 ) -> ProductOut:
     return await repository.add_product(db, body)
 
@@ -57,7 +60,6 @@ async def create_product(
 async def get_product(
     product_id: IdPath,
     db: DbSession,
-    _user: CurrentUser,
 ) -> ProductOut:
     product = await repository.get_product(db, product_id)
     if product is None:
@@ -70,7 +72,6 @@ async def add_to_cart(
     item: CartItem,
     db: DbSession,
     session: CurrentSession,
-    _user: CurrentUser,
 ) -> Cart:
     if await repository.get_product(db, item.product_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Product not found")
@@ -87,7 +88,6 @@ async def add_to_cart(
 @router.get("/cart")
 async def get_cart(
     session: CurrentSession,
-    _user: CurrentUser,
 ) -> Cart:
     return read_cart(session)
 

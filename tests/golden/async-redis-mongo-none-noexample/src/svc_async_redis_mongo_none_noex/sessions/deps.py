@@ -45,9 +45,9 @@ async def get_session(
     """Load the request's session (one store read); it is saved once the
     route returns, just before `get_db` commits.
 
-    Redis is outside the database transaction: the session is saved just
-    before the commit, and put back as it was loaded if the route or the
-    commit fails.
+    The save is part of the request's unit of work: if the route or the
+    commit fails, the session change is undone with the data (how: see the
+    store's module).
     If so, the client is sent no new cookie.
     """
     settings = get_settings(request)

@@ -43,8 +43,9 @@ async def get_session(
     """Load the request's session (one store read); it is saved once the
     route returns, just before `get_db` commits.
 
-    The save joins the request's database transaction: if the route or the
-    commit fails, the session change rolls back with the data.
+    The save is part of the request's unit of work: if the route or the
+    commit fails, the session change is undone with the data (how: see the
+    store's module).
     If so, the client is sent no new cookie.
     """
     settings = get_settings(request)

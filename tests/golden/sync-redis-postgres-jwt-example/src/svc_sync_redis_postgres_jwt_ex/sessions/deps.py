@@ -47,9 +47,9 @@ def get_session(
     Every authenticated request reads its session, so a logged-out or revoked
     session stops its access tokens at once.
 
-    Redis is outside the database transaction: the session is saved just
-    before the commit, and put back as it was loaded if the route or the
-    commit fails.
+    The save is part of the request's unit of work: if the route or the
+    commit fails, the session change is undone with the data (how: see the
+    store's module).
     """
     settings = get_settings(request)
     mark_session_used(request)

@@ -422,13 +422,13 @@ class SessionStore:
         """
         # One script on one key: atomic, and fine on a Cluster (redis.asyncio's
         # cluster client failed MULTI pipelines here).
-        counted = self.redis.eval(_HIT, 1, self._limit_key(key), window)
+        counted = cast(Any, self.redis).eval(_HIT, 1, self._limit_key(key), window)
         hits, ttl_ms = cast(list[int], counted)
         return int(hits), now + max(ttl_ms, 0) / 1000
 
     def undo(self, key: str, now: float) -> None:
         """Take back one event under `key` (if its window is still running)."""
-        self.redis.eval(_UNDO, 1, self._limit_key(key))
+        cast(Any, self.redis).eval(_UNDO, 1, self._limit_key(key))
 
     def clear(self, key: str) -> None:
         self.redis.delete(self._limit_key(key))

@@ -3,9 +3,9 @@
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 
-from ..auth.deps import CurrentUser
+from ..auth.deps import CurrentUser, get_current_user
 from ..db import DbSession
 from ..responses import errors
 from ..sessions.deps import CurrentSession, SessionStoreDep, claim
@@ -23,7 +23,11 @@ from .schemas import (
 )
 
 # Every route needs a bearer token of a live login session.
-router = APIRouter(tags=["shop"], responses=errors(401, 404, 409))
+router = APIRouter(
+    tags=["shop"],
+    dependencies=[Depends(get_current_user)],
+    responses=errors(401, 404, 409),
+)
 # The cart is kept in the session, one key per product (`cart:<id>`: quantity),
 # so that concurrent requests adding different products both count: sessions
 # merge concurrent changes key by key.
@@ -48,7 +52,6 @@ def read_cart(session: Session) -> Cart:
 def create_product(
     body: ProductIn,
     db: DbSession,
-    _user: CurrentUser,
 ) -> ProductOut:
     return repository.add_product(db, body)
 
@@ -57,7 +60,6 @@ def create_product(
 def get_product(
     product_id: IdPath,
     db: DbSession,
-    _user: CurrentUser,
 ) -> ProductOut:
     product = repository.get_product(db, product_id)
     if product is None:
@@ -70,7 +72,6 @@ def add_to_cart(
     item: CartItem,
     db: DbSession,
     session: CurrentSession,
-    _user: CurrentUser,
 ) -> Cart:
     if repository.get_product(db, item.product_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Product not found")
@@ -87,7 +88,6 @@ def add_to_cart(
 @router.get("/cart")
 def get_cart(
     session: CurrentSession,
-    _user: CurrentUser,
 ) -> Cart:
     return read_cart(session)
 
