@@ -22,8 +22,9 @@ from svc_async_mongo_session_ex.auth.users import get_user
 from svc_async_mongo_session_ex.config import Settings
 from svc_async_mongo_session_ex.db import DbSession
 from svc_async_mongo_session_ex.sessions.deps import CurrentSession, SessionStoreDep
+from svc_async_mongo_session_ex.sessions.middleware import TokenSigner
 from svc_async_mongo_session_ex.sessions.mongo_store import SessionStore
-from svc_async_mongo_session_ex.sessions.session import TokenSigner, new_token
+from svc_async_mongo_session_ex.sessions.session import new_token
 
 from .conftest import (
     ROOT,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
 from svc_async_mongo_session_ex.sessions.deps import CurrentSession
-from svc_async_mongo_session_ex.sessions.session import TokenSigner
+from svc_async_mongo_session_ex.sessions.middleware import TokenSigner
 
 from .conftest import TEST_KEY, AppFactory, ClientFactory, SessionProbe
 

@@ -15,8 +15,9 @@ from starlette.types import Message
 
 from svc_async_redis_mongo_none_noex.config import Settings
 from svc_async_redis_mongo_none_noex.sessions.deps import CurrentSession
+from svc_async_redis_mongo_none_noex.sessions.middleware import TokenSigner
 from svc_async_redis_mongo_none_noex.sessions.redis_store import SessionStore
-from svc_async_redis_mongo_none_noex.sessions.session import TokenSigner, new_token
+from svc_async_redis_mongo_none_noex.sessions.session import new_token
 
 from .conftest import (
     ROOT,

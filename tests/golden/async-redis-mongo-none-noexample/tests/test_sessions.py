@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
 from svc_async_redis_mongo_none_noex.sessions.deps import CurrentSession
-from svc_async_redis_mongo_none_noex.sessions.session import TokenSigner
+from svc_async_redis_mongo_none_noex.sessions.middleware import TokenSigner
 
 from .conftest import TEST_KEY, AppFactory, ClientFactory, SessionProbe
 

@@ -4,9 +4,8 @@ probe: a database outage must not restart it); `GET /health/ready` and
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from pymongo.errors import PyMongoError
 
-from .db import get_mongo
+from .db import database_ok
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +19,7 @@ async def live() -> dict[str, str]:
 @router.get("/health")
 @router.get("/health/ready")
 async def health(request: Request) -> JSONResponse:
-    database = "ok" if await _database_ok(request) else "unavailable"
+    database = "ok" if await database_ok(request) else "unavailable"
     # Sessions live in the same database.
     sessions = database
     body = {"status": "ok", "database": database, "sessions": sessions}
@@ -28,11 +27,3 @@ async def health(request: Request) -> JSONResponse:
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
-
-
-async def _database_ok(request: Request) -> bool:
-    try:
-        await get_mongo(request).client.admin.command("ping")
-    except PyMongoError:
-        return False
-    return True

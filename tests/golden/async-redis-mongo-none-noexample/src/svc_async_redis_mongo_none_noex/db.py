@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from .config import Settings
 from .models import create_indexes
@@ -108,6 +109,15 @@ def get_mongo(request: Request) -> Mongo:
     """The application's client, made at start-up (see `app.lifespan`)."""
     mongo: Mongo = request.app.state.mongo
     return mongo
+
+
+async def database_ok(request: Request) -> bool:
+    """Does the server answer a ping (the readiness probe, `health.py`)?"""
+    try:
+        await get_mongo(request).client.admin.command("ping")
+    except PyMongoError:
+        return False
+    return True
 
 
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:

@@ -4,10 +4,9 @@ probe: a database outage must not restart it); `GET /health/ready` and
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from pymongo.errors import PyMongoError
 from redis.exceptions import RedisClusterException, RedisError
 
-from .db import get_mongo
+from .db import database_ok
 from .sessions.redis_store import RedisClient
 
 router = APIRouter(tags=["health"])
@@ -22,21 +21,13 @@ async def live() -> dict[str, str]:
 @router.get("/health")
 @router.get("/health/ready")
 async def health(request: Request) -> JSONResponse:
-    database = "ok" if await _database_ok(request) else "unavailable"
+    database = "ok" if await database_ok(request) else "unavailable"
     sessions = "ok" if await _redis_ok(request) else "unavailable"
     body = {"status": "ok", "database": database, "sessions": sessions}
     if "unavailable" in body.values():
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
-
-
-async def _database_ok(request: Request) -> bool:
-    try:
-        await get_mongo(request).client.admin.command("ping")
-    except PyMongoError:
-        return False
-    return True
 
 
 async def _redis_ok(request: Request) -> bool:

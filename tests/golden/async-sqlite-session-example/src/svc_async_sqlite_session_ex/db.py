@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Executable, MetaData, RowMapping, event
+from sqlalchemy import Executable, MetaData, RowMapping, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -120,6 +120,16 @@ async def read_row(
     async with reader.connect() as connection:
         result = await connection.execute(statement, params)
         return result.mappings().first()
+
+
+async def database_ok(request: Request) -> bool:
+    """Does the database answer `SELECT 1` (the readiness probe, `health.py`)?"""
+    try:
+        async with get_sessionmaker(request)() as db:
+            await db.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
 
 
 async def _commit(db: AsyncSession) -> None:

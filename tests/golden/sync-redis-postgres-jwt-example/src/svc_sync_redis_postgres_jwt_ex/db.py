@@ -11,6 +11,7 @@ from sqlalchemy import (
     MetaData,
     RowMapping,
     create_engine,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -137,6 +138,16 @@ def read_row(
     with reader.connect() as connection:
         result = connection.execute(statement, params)
         return result.mappings().first()
+
+
+def database_ok(request: Request) -> bool:
+    """Does the database answer `SELECT 1` (the readiness probe, `health.py`)?"""
+    try:
+        with get_sessionmaker(request)() as db:
+            db.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
 
 
 def _commit(db: Session) -> None:

@@ -5,9 +5,8 @@ probe: a database outage must not restart it); `GET /health/ready` and
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisClusterException, RedisError
-from sqlalchemy import text
 
-from .db import get_sessionmaker
+from .db import database_ok
 from .sessions.redis_store import RedisClient
 
 router = APIRouter(tags=["health"])
@@ -22,22 +21,13 @@ async def live() -> dict[str, str]:
 @router.get("/health")
 @router.get("/health/ready")
 def health(request: Request) -> JSONResponse:
-    database = "ok" if _database_ok(request) else "unavailable"
+    database = "ok" if database_ok(request) else "unavailable"
     sessions = "ok" if _redis_ok(request) else "unavailable"
     body = {"status": "ok", "database": database, "sessions": sessions}
     if "unavailable" in body.values():
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
-
-
-def _database_ok(request: Request) -> bool:
-    try:
-        with get_sessionmaker(request)() as db:
-            db.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    return True
 
 
 def _redis_ok(request: Request) -> bool:
