@@ -14,21 +14,17 @@
   so no shared cache keeps a user's data or a session cookie.
 """
 
-from urllib.parse import urlsplit
-
 from fastapi import HTTPException, Request, status
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
+from .cross_site import SameSite
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # 413 Content Too Large (its `status` name changed between Starlette versions).
 CONTENT_TOO_LARGE = 413
-# `Sec-Fetch-Site` values a browser sends for requests this site made itself.
-OWN_FETCH_SITES = frozenset({"same-origin", "none"})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def mark_session_used(request: Request) -> None:
@@ -42,9 +38,7 @@ class SecurityMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.max_body_size = settings.max_body_size
-        self.allowed_origins = frozenset(
-            filter(None, (parse_origin(origin) for origin in settings.allowed_origins))
-        )
+        self.same_site = SameSite(settings.allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,31 +74,6 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, limited_receive, send_private)
-
-    def same_site(self, scope: Scope, headers: Headers) -> bool:
-        """Whether a state-changing request comes from this site (or an allowed one)."""
-        origins = headers.getlist("origin")
-        if len(origins) > 1:
-            return False
-        if origins:
-            # Browsers send `Origin` with every state-changing request.
-            origin = parse_origin(origins[0])
-            own = parse_origin(f"{scope['scheme']}://{headers.get('host', '')}")
-            return origin is not None and (origin == own or origin in self.allowed_origins)
-        return headers.get("sec-fetch-site", "none") in OWN_FETCH_SITES
-
-
-def parse_origin(value: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of an origin, the port made explicit; None for
-    anything else (`null`, a path, a malformed port)."""
-    try:
-        parts = urlsplit(value.strip().lower())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
-        return None
-    return parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme]
 
 
 def refuse(status_code: int, detail: str) -> JSONResponse:
