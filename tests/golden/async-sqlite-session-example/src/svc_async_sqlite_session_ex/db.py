@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from .config import Settings
+from .pool import FirstComePool
 
 Hook = Callable[[], Awaitable[object]]
 # Keys of `Session.info` holding the unit of work's hooks, and the engine
@@ -46,10 +47,11 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         # Errors (and so log lines) show statements without their values:
         # session ids, password hashes.
         hide_parameters=True,
-        # A fixed pool without overflow: under load a request waits for a
-        # pooled connection instead of opening (and closing) extra ones.
+        # A fixed pool without overflow: under load a request waits, in turn, for
+        # a pooled connection instead of opening (and closing) extra ones.
         pool_size=settings.database_pool_size,
         max_overflow=0,
+        poolclass=FirstComePool,
     )
     # SQLite allows one writer at a time. A transaction that reads and then
     # writes would fail with "database is locked" when another writer got in

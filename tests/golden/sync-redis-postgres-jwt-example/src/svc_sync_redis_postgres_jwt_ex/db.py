@@ -50,10 +50,11 @@ def create_db_engine(settings: Settings) -> Engine:
         # psycopg prepares a query once a connection has run it 5 times
         # (`prepare_threshold`); None: never.
         connect_args = {"prepare_threshold": None}
-    # A fixed pool without overflow: under load a request waits for a pooled
-    # connection instead of opening (and closing) extra ones. Connections are
-    # not pinged before each use (a round trip per request): one the server
-    # dropped fails a single request, and the pool then replaces them all.
+    # A fixed pool without overflow: under load a request waits for a
+    # pooled connection instead of opening (and closing) extra ones.
+    # Connections are not pinged before each use (a round trip per request):
+    # one the server dropped fails a single request, and the pool then
+    # replaces them all.
     return create_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
