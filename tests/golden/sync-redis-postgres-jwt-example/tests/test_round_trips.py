@@ -1,5 +1,6 @@
 """What a logged-in read costs the database: one statement, outside any transaction."""
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -7,6 +8,9 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
+
+from svc_sync_redis_postgres_jwt_ex import db
 
 from .conftest import login, register
 
@@ -42,3 +46,22 @@ async def test_who_am_i_is_one_statement(client: AsyncClient, app: FastAPI) -> N
         statements.close()
     assert response.status_code == 200
     assert statements.sent == [("SELECT", "AUTOCOMMIT")]
+
+
+async def test_a_request_that_writes_nothing_ends_without_a_worker_thread(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`get_db` hands its end (hooks, commit) to a worker thread only when
+    there is something to write."""
+    await register(client, "ada@example.com")
+    await login(client, "ada@example.com")
+    handed: list[str] = []
+
+    async def counted(func: Callable[..., Any], *args: Any) -> Any:
+        handed.append(func.__name__)
+        return await run_in_threadpool(func, *args)
+
+    monkeypatch.setattr(db, "run_in_threadpool", counted)
+    response = await client.get("/auth/me")
+    assert response.status_code == 200
+    assert handed == []

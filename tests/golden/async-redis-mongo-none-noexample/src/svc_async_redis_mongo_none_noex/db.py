@@ -52,7 +52,7 @@ class UnitOfWork:
         self.database = database
         self.txn = txn
         self._undo: list[Undo] = []
-        self.hooks_before_commit: list[Undo] = []
+        self.hooks_before_commit: list[tuple[Undo, Callable[[], bool]]] = []
         self.hooks_after_rollback: list[Undo] = []
         # The collections, each named once: a misspelt one is an error, not a new collection.
         self.counters = database["counters"]
@@ -64,7 +64,9 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         while self.hooks_before_commit:
-            await self.hooks_before_commit.pop(0)()
+            hook, needed = self.hooks_before_commit.pop(0)
+            if needed():
+                await hook()
         if self.txn is not None and self.txn.in_transaction:
             await self.txn.commit_transaction()
         self._undo.clear()
@@ -78,10 +80,11 @@ class UnitOfWork:
             await self.hooks_after_rollback.pop()()
 
 
-def before_commit(db: UnitOfWork, hook: Undo) -> None:
+def before_commit(db: UnitOfWork, hook: Undo, needed: Callable[[], bool] = lambda: True) -> None:
     """Run `hook` once the route has returned, just before the commit, inside
-    the unit of work (the session layer saves the session here)."""
-    db.hooks_before_commit.append(hook)
+    the unit of work, if `needed()` then says so (the session layer saves the
+    session here, when it changed)."""
+    db.hooks_before_commit.append((hook, needed))
 
 
 def after_rollback(db: UnitOfWork, hook: Undo) -> None:

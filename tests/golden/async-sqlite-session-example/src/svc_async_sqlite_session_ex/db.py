@@ -91,10 +91,12 @@ def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return maker
 
 
-def before_commit(db: AsyncSession, hook: Hook) -> None:
+def before_commit(db: AsyncSession, hook: Hook, needed: Callable[[], bool] = lambda: True) -> None:
     """Run `hook` once the route has returned, just before the commit, inside
-    the transaction (the session layer saves the session here)."""
-    db.info.setdefault(BEFORE_COMMIT, []).append(hook)
+    the transaction, if `needed()` then says so (the session layer saves the
+    session here, when it changed). `needed` runs in the event loop: a quick
+    check, without I/O."""
+    db.info.setdefault(BEFORE_COMMIT, []).append((hook, needed))
 
 
 def after_rollback(db: AsyncSession, hook: Hook) -> None:
@@ -134,9 +136,9 @@ async def database_ok(request: Request) -> bool:
     return True
 
 
-async def _commit(db: AsyncSession) -> None:
+async def _commit(db: AsyncSession, hooks: list[Hook]) -> None:
     """Run the before-commit hooks, then commit if a transaction began."""
-    for hook in db.info.pop(BEFORE_COMMIT, []):
+    for hook in hooks:
         await hook()
     if db.in_transaction():
         await db.commit()
@@ -162,7 +164,8 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     db = get_sessionmaker(request)()
     try:
         yield db
-        await _commit(db)
+        hooks = [hook for hook, needed in db.info.pop(BEFORE_COMMIT, []) if needed()]
+        await _commit(db, hooks)
     except BaseException:
         # The request or its commit failed.
         await _roll_back(db)

@@ -108,10 +108,12 @@ async def reserve_connection(request: Request) -> AsyncIterator[None]:
 ConnectionSlot = Annotated[None, Depends(reserve_connection, scope="function")]
 
 
-def before_commit(db: Session, hook: Hook) -> None:
+def before_commit(db: Session, hook: Hook, needed: Callable[[], bool] = lambda: True) -> None:
     """Run `hook` once the route has returned, just before the commit, inside
-    the transaction (the session layer saves the session here)."""
-    db.info.setdefault(BEFORE_COMMIT, []).append(hook)
+    the transaction, if `needed()` then says so (the session layer saves the
+    session here, when it changed). `needed` runs in the event loop: a quick
+    check, without I/O."""
+    db.info.setdefault(BEFORE_COMMIT, []).append((hook, needed))
 
 
 def after_rollback(db: Session, hook: Hook) -> None:
@@ -151,9 +153,9 @@ def database_ok(request: Request) -> bool:
     return True
 
 
-def _commit(db: Session) -> None:
+def _commit(db: Session, hooks: list[Hook]) -> None:
     """Run the before-commit hooks, then commit if a transaction began."""
-    for hook in db.info.pop(BEFORE_COMMIT, []):
+    for hook in hooks:
         hook()
     if db.in_transaction():
         db.commit()
@@ -183,7 +185,10 @@ async def get_db(request: Request, _slot: ConnectionSlot) -> AsyncIterator[Sessi
     db = get_sessionmaker(request)()
     try:
         yield db
-        await run_in_threadpool(_commit, db)
+        hooks = [hook for hook, needed in db.info.pop(BEFORE_COMMIT, []) if needed()]
+        if hooks or db.in_transaction():
+            # A request that wrote nothing needs no worker thread here.
+            await run_in_threadpool(_commit, db, hooks)
     except BaseException:
         # The request or its commit failed.
         await run_in_threadpool(_roll_back, db)

@@ -56,8 +56,24 @@ async def get_session(
         if session.state is None:
             # An unknown or expired session: tell the client to forget it.
             session.change = Change.CLEAR
-    before_commit(db, lambda: save_session(session, store, settings, time.time()))
+    before_commit(
+        db,
+        lambda: save_session(session, store, settings, time.time()),
+        needed=lambda: save_needed(session, settings, time.time()),
+    )
     return session
+
+
+def save_needed(session: Session, settings: Settings, now: float) -> bool:
+    """Has `save_session` anything to write (or to refuse)? Checked without
+    I/O, so that a request that changed nothing skips the save altogether."""
+    old = session.state
+    return (
+        session.modified
+        or session.destroyed
+        or session.next_token is not None
+        or (old is not None and now - old.last_seen >= settings.session_idle_timeout / 10)
+    )
 
 
 async def save_session(

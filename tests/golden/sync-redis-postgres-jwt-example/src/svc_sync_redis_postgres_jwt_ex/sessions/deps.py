@@ -59,9 +59,25 @@ def get_session(
         state = store.get_by_handle(claims.sid, time.time())
         if state is not None and state.user_id == claims.user_id:
             session.attach(state)
-    before_commit(db, lambda: save_session(session, store, settings, time.time()))
+    before_commit(
+        db,
+        lambda: save_session(session, store, settings, time.time()),
+        needed=lambda: save_needed(session, settings, time.time()),
+    )
     after_rollback(db, store.rollback)
     return session
+
+
+def save_needed(session: Session, settings: Settings, now: float) -> bool:
+    """Has `save_session` anything to write (or to refuse)? Checked without
+    I/O, so that a request that changed nothing skips the save altogether."""
+    old = session.state
+    return (
+        session.modified
+        or session.destroyed
+        or session.next_token is not None
+        or (old is not None and now - old.last_seen >= settings.session_idle_timeout / 10)
+    )
 
 
 def save_session(

@@ -176,15 +176,18 @@ def create_redis(url: str) -> RedisClient:
         "ssl": target.ssl,
     }
     if target.kind == "sentinel":
-        # (redis-py leaves these unannotated.)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # Some redis-py releases leave these unannotated, others do not.
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             target.nodes, socket_connect_timeout=2, socket_timeout=2
         )
-        master: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        master: Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
             target.service, db=target.db, **credentials, **CLIENT_OPTIONS
         )
         return master
-    nodes = [ClusterNode(host, port) for host, port in target.nodes]  # type: ignore[no-untyped-call]
+    nodes = [
+        ClusterNode(host, port)  # type: ignore[no-untyped-call, unused-ignore]
+        for host, port in target.nodes
+    ]
     return RedisCluster(
         startup_nodes=nodes,
         **credentials,
