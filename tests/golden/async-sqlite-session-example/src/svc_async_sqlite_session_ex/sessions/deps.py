@@ -67,13 +67,18 @@ async def get_session(
 def save_needed(session: Session, settings: Settings, now: float) -> bool:
     """Has `save_session` anything to write (or to refuse)? Checked without
     I/O, so that a request that changed nothing skips the save altogether."""
-    old = session.state
     return (
         session.modified
         or session.destroyed
         or session.next_token is not None
-        or (old is not None and now - old.last_seen >= settings.session_idle_timeout / 10)
+        or refresh_due(session.state, settings, now)
     )
+
+
+def refresh_due(old: SessionState | None, settings: Settings, now: float) -> bool:
+    """Is the stored session due a rewrite that extends its idle expiry? At
+    most once per tenth of the idle timeout."""
+    return old is not None and now - old.last_seen >= settings.session_idle_timeout / 10
 
 
 async def save_session(
@@ -115,9 +120,7 @@ async def save_session(
         )
         session.token = token
         session.change = Change.SET
-    elif old is not None and (
-        session.modified or now - old.last_seen >= settings.session_idle_timeout / 10
-    ):
+    elif old is not None and (session.modified or refresh_due(old, settings, now)):
         fields: dict[str, Any] = {
             "last_seen": now,
             "expires_at": min(
