@@ -6,11 +6,12 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from svc_async_sqlite_session_ex import models
+import svc_async_sqlite_session_ex.models  # noqa: F401  (defines the tables on Base.metadata)
 from svc_async_sqlite_session_ex.config import Settings
 from svc_async_sqlite_session_ex.database_url import normalize_database_url
+from svc_async_sqlite_session_ex.db import Base
 
-target_metadata = models.Base.metadata
+target_metadata = Base.metadata
 
 
 def database_url() -> str:

@@ -3,11 +3,12 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from svc_sync_redis_postgres_jwt_ex import models
+import svc_sync_redis_postgres_jwt_ex.models  # noqa: F401  (defines the tables on Base.metadata)
 from svc_sync_redis_postgres_jwt_ex.config import Settings
 from svc_sync_redis_postgres_jwt_ex.database_url import normalize_database_url
+from svc_sync_redis_postgres_jwt_ex.db import Base
 
-target_metadata = models.Base.metadata
+target_metadata = Base.metadata
 
 
 def database_url() -> str:

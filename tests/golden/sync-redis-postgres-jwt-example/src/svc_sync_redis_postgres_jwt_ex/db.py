@@ -139,8 +139,7 @@ def read_row(
         result = db.execute(statement, params)
         return result.mappings().first()
     with reader.connect() as connection:
-        result = connection.execute(statement, params)
-        return result.mappings().first()
+        return connection.execute(statement, params).mappings().first()
 
 
 def database_ok(request: Request) -> bool:

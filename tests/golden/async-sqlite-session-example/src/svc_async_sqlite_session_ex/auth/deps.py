@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from ..db import DbSession
 from ..models import User
-from ..sessions.deps import CurrentSession, SessionStoreDep
+from ..sessions.deps import CurrentSession, request_store
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -14,7 +15,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def get_current_user(
     request: Request,
     session: CurrentSession,
-    store: SessionStoreDep,
+    db: DbSession,
 ) -> User:
     """The session's user; 401 without a live login, 403 on a missing or wrong
     `X-CSRF-Token` for a state-changing request (synchronizer token)."""
@@ -25,7 +26,7 @@ async def get_current_user(
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing or invalid CSRF token")
 
-    user = store.loaded_user(session.user_id)
+    user = request_store(request, db).loaded_user(session.user_id)
     if user is None or not user.is_active:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
     return user

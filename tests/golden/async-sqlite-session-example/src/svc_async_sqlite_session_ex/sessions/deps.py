@@ -19,11 +19,24 @@ from .session import (
 from .sql_store import SessionStore
 
 
+def request_store(request: Request, db: DbSession) -> SessionStore:
+    """The request's one session store, made on first use and shared by
+    `get_session`, `get_current_user` and the routes.
+
+    They call this directly rather than through `Depends(get_store)`: every
+    dependency FastAPI solves costs each request CPU time."""
+    store: SessionStore | None = getattr(request.state, "session_store", None)
+    if store is None:
+        store = SessionStore(db)
+        request.state.session_store = store
+    return store
+
+
 # The store makes no call when created: `async`, so FastAPI runs it in the
 # event loop, not in a worker thread.
-async def get_store(db: DbSession) -> SessionStore:
+async def get_store(request: Request, db: DbSession) -> SessionStore:
     """The session table, written through the request's transaction."""
-    return SessionStore(db)
+    return request_store(request, db)
 
 
 SessionStoreDep = Annotated[SessionStore, Depends(get_store, scope="function")]
@@ -38,7 +51,6 @@ def request_session(request: Request) -> Session:
 async def get_session(
     request: Request,
     db: DbSession,
-    store: SessionStoreDep,
 ) -> Session:
     """Load the request's session (one store read); it is saved once the
     route returns, just before `get_db` commits.
@@ -49,6 +61,7 @@ async def get_session(
     If so, the client is sent no new cookie.
     """
     settings = get_settings(request)
+    store = request_store(request, db)
     mark_session_used(request)
     session = request_session(request)
     if session.token is not None:
