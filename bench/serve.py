@@ -46,8 +46,14 @@ def _count_sent(name: str) -> Any:
     return listener
 
 
-def _in_transaction(dbapi: Any) -> bool:
+def _in_transaction(dbapi: Any, record: Any) -> bool:
     """Does the driver connection hold an open transaction (is a rollback sent)?"""
+    server_status = getattr(getattr(record, "driver_connection", None), "server_status", None)
+    if isinstance(server_status, int):
+        # MySQL drivers (asyncmy, PyMySQL) keep the server's status flags; the
+        # generated MySQL engines roll back on return only while
+        # SERVER_STATUS_IN_TRANS (1) is set (`db._on_reset`).
+        return bool(server_status & 1)
     if getattr(dbapi, "autocommit", None) is True:
         return False
     if getattr(dbapi, "_transaction", "unknown") is None:  # SQLAlchemy's asyncpg adapter
@@ -55,9 +61,9 @@ def _in_transaction(dbapi: Any) -> bool:
     return getattr(dbapi, "in_transaction", True) is not False  # sqlite3
 
 
-def _reset_rollback(dbapi: Any, _record: Any, state: Any = None) -> None:
+def _reset_rollback(dbapi: Any, record: Any, state: Any = None) -> None:
     """A reset on return that rolls back on the server (the transaction had not ended)."""
-    if state is not None and not state.transaction_was_reset and _in_transaction(dbapi):
+    if state is not None and not state.transaction_was_reset and _in_transaction(dbapi, record):
         with LOCK:
             COUNTS["reset_rollbacks"] += 1
 
