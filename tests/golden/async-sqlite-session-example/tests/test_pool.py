@@ -59,3 +59,34 @@ async def test_a_waiter_that_gives_up_loses_no_connection(settings: Settings) ->
         await connection.close()
     finally:
         await engine.dispose()
+
+
+async def test_sqlite_writers_take_the_write_lock_in_turn(settings: Settings) -> None:
+    """Transactions, which all take SQLite's write lock, get it in the order
+    they asked (SQLite's own polling would let a later one in first), and one
+    that fails hands it on."""
+    engine = create_db_engine(settings.model_copy(update={"database_pool_size": 5}))
+    began: list[str] = []
+
+    async def write(name: str) -> None:
+        async with engine.begin() as connection:
+            began.append(name)
+            if name == "first":
+                raise RuntimeError("the first writer fails")
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        holder = await engine.connect()
+        await holder.begin()  # takes the write lock
+        writers = []
+        for name in ("first", "second", "third"):
+            writers.append(asyncio.create_task(write(name)))
+            await asyncio.sleep(0.1)
+        assert began == []  # all three wait for the lock
+        await holder.close()
+        results = await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), 10)
+    finally:
+        await engine.dispose()
+    assert began == ["first", "second", "third"]
+    assert isinstance(results[0], RuntimeError)
+    assert results[1:] == [None, None]

@@ -1,5 +1,6 @@
 """The database engine and the request's unit of work (`get_db`)."""
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
@@ -13,11 +14,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 from .config import Settings
 from .pool import FirstComePool
 
 Hook = Callable[[], Awaitable[object]]
+# Key of a pooled connection's `info`: its transaction holds the write turn.
+HOLDS_WRITE_TURN = "holds_write_turn"
 # Keys of `Session.info` holding the unit of work's hooks, and the engine
 # `read_row` uses outside a transaction.
 BEFORE_COMMIT = "before_commit"
@@ -66,11 +71,25 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    # SQLite's own wait for that lock polls it, sleeping longer each time (up to
+    # 100 ms): a writer that has waited long can lose the lock again and again
+    # to newcomers. So the writers of this process first queue here, in turn.
+    write_turn = asyncio.Lock()
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Not for `read_row`'s single reads in autocommit mode: they take no lock.
         if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            await_only(write_turn.acquire())
+            connection.info[HOLDS_WRITE_TURN] = True
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # The connection is back in the pool: its transaction has ended, one way
+        # or another (committed, rolled back, or the connection lost).
+        if record.info.pop(HOLDS_WRITE_TURN, False):
+            write_turn.release()
 
     return engine
 
