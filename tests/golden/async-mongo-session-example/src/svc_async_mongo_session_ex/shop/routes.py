@@ -86,9 +86,7 @@ async def add_to_cart(
 
 
 @router.get("/cart")
-async def get_cart(
-    session: CurrentSession,
-) -> Cart:
+async def get_cart(session: CurrentSession) -> Cart:
     return read_cart(session)
 
 

@@ -23,12 +23,14 @@ def register(body: Credentials, db: DbSession) -> UserOut:
     return UserOut(id=user.id, email=user.email)
 
 
+# The routes below do no I/O (the session and its user are loaded by then):
+# `async`, so FastAPI runs them in the event loop, not in a worker thread.
 @router.get("/me")
-def me(user: CurrentUser) -> UserOut:
+async def me(user: CurrentUser) -> UserOut:
     return UserOut(id=user.id, email=user.email)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(_user: CurrentUser, session: CurrentSession) -> Response:
+async def logout(_user: CurrentUser, session: CurrentSession) -> Response:
     session.destroy()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -85,10 +85,10 @@ def add_to_cart(
     return read_cart(session)
 
 
+# No I/O (the session is loaded by then): `async`, so FastAPI runs it in the
+# event loop, not in a worker thread.
 @router.get("/cart")
-def get_cart(
-    session: CurrentSession,
-) -> Cart:
+async def get_cart(session: CurrentSession) -> Cart:
     return read_cart(session)
 
 
