@@ -24,9 +24,10 @@ class Settings(BaseSettings):
     # Serve /docs, /redoc and /openapi.json; unset: everywhere but in prod.
     api_docs: bool | None = None
     database_url: str = DEFAULT_DATABASE_URL
-    # Connections kept per process; a request waits for one when all are busy,
-    # in the event loop, not in a worker thread (`db.reserve_connection`).
-    database_pool_size: int = Field(default=10, gt=0)
+    # Connections kept per process: one per thread that runs routes (anyio's
+    # 40). Fewer could deadlock: threads waiting for a connection would hold
+    # every thread that the commits returning connections need.
+    database_pool_size: int = Field(default=40, gt=0)
     # True when DATABASE_URL names a PgBouncer in transaction pooling mode:
     # no server-side prepared statements then (see `db.create_db_engine`).
     database_pgbouncer: bool = False
