@@ -1,11 +1,11 @@
 """Wheel build hook: package the template's release history (see sessionforge/history.py).
 
 The wheel gets ``sessionforge/_history.bundle``: a git bundle holding the template files of
-every release tag of this repository older than the version being built, plus the template
-being packaged, tagged ``v<version>``. `sessionforge update` merges from it. The sdist
-carries the bundle too, for the wheel built from it. Built from a clone without tags, it
-holds the packaged version only; without git, there is no history and `sessionforge
-update` says so.
+every commit of this repository's main line that changed the template since 0.1.0, each
+tagged with the name projects record (``v0.2.0``, ``v0.2.0-3-g1a2b3c4``), the last one being
+the template packaged. `sessionforge update` merges from it. The sdist carries the bundle
+too, for the wheel built from it. Built without git, or from a shallow clone, there is no
+history, the build says so, and `sessionforge update` refuses to run.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class TemplateHistoryHook(BuildHookInterface):  # type: ignore[type-arg]
                 "`sessionforge update` will not work for projects it generates"
             )
             return
-        self.app.display_info(f"template history: {', '.join(tags)}")
+        shown = tags if len(tags) <= 6 else [*tags[:2], "...", *tags[-3:]]
+        self.app.display_info(f"template history ({len(tags)} versions): {', '.join(shown)}")
         build_data["force_include"][str(bundle)] = target
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:

@@ -150,8 +150,9 @@ def test_defaults_when_stdin_is_not_a_terminal(workdir: Path) -> None:
     assert (dest / "pyproject.toml").is_file()
     assert (dest / "src" / "my_service" / "main.py").is_file()
     assert "my-service" in result.stdout
-    # Copier rendered a snapshot of the checkout; the answers name the real template.
-    assert Path(answers["_src_path"]) == REPO
+    # Copier rendered a snapshot of the checkout; updates come from sessionforge's
+    # template history, never from a path.
+    assert answers["_src_path"] == "sessionforge"
     # Nothing left next to DEST.
     assert [p.name for p in workdir.iterdir()] == ["my-service"]
 

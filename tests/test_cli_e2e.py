@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sessionforge.history import bundle_tip
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = "Scripts" if os.name == "nt" else "bin"
 EXE = ".exe" if os.name == "nt" else ""
@@ -85,11 +87,11 @@ def test_wheel_carries_the_template(tmp_path: Path) -> None:
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     # Rendered from the installed copy, not from this checkout; updates come from the
     # template history packaged next to it, at this version's tag.
-    src = Path(answers["_src_path"])
-    assert src.name == "_history.bundle"
-    assert src.is_file()
-    assert venv.resolve() in src.resolve().parents
-    assert answers["_commit"] == f"v{expected}"
+    assert answers["_src_path"] == "sessionforge"
+    (bundle,) = venv.glob("lib/python*/site-packages/sessionforge/_history.bundle")
+    # The name of the template commit it packages: v<version>, or v<version>-N-g<commit>.
+    assert answers["_commit"] == bundle_tip(bundle)
+    assert answers["_commit"].startswith(f"v{expected}")
 
     options = _run([sessionforge, "options", "--json"], env=env, cwd=work)
     assert '"project_name"' in options.stdout

@@ -98,6 +98,7 @@ def full_suite_ids(combos: list[Combo]) -> frozenset[str]:
             chosen.add(Combo(mode, *store, auth, example_api).id)
     return frozenset(chosen | FAST_IDS)
 
+
 # Variables of the generated service (or of Python tooling) that must not leak in from the
 # environment pytest runs in; the ones a combination needs are set again below.
 DROPPED_ENV = frozenset(

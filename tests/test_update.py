@@ -141,11 +141,14 @@ def template_repo(
 ) -> Path:
     """A git repository of the template: tag v1.0.0, then (*v2*) *v2_change* tagged v2.0.0."""
     repo = copy_template(root / "template-repo")
+    # The version each commit releases (sessionforge.history reads it from here).
+    (repo / "pyproject.toml").write_text('[project]\nname = "t"\nversion = "1.0.0"\n')
     git(repo, "init", "--quiet")
     commit_all(repo, "template v1")
     git(repo, "tag", V1)
     if v2:
         v2_change(repo)
+        set_version(repo, "2.0.0")
         commit_all(repo, "template v2")
         git(repo, "tag", V2)
     return repo
@@ -268,6 +271,8 @@ def test_copier_update_with_a_changed_answer(tmp_path: Path) -> None:
     package = package_dir(project)
     assert (package / "sessions" / "middleware.py").is_file()
     assert not (package / "auth" / "tokens.py").exists()
+    initial = "migrations/versions/0001_initial.py"
+    ran = (project / initial).read_bytes()  # what a deployed database already ran
 
     copier.run_update(
         project, data={"auth": "jwt"}, defaults=True, overwrite=True, unsafe=False, quiet=True
@@ -290,8 +295,14 @@ def test_copier_update_with_a_changed_answer(tmp_path: Path) -> None:
     )
     added = {f"src/{package.name}/extra.py", "tests/test_extra.py"}
     edited = {f"src/{package.name}/health.py", f"src/{package.name}/config.py"}
-    assert tree(project) - added == tree(fresh)
-    for name in sorted(tree(fresh) - edited):
+    # ... except the migration chain: the initial migration stays as the database ran it,
+    # and a new one takes the tables to the new answer (the answers file records why).
+    change = "migrations/versions/0003_auth_jwt.py"
+    assert tree(project) - added == tree(fresh) | {change}
+    assert (project / initial).read_bytes() == ran
+    assert 'op.drop_table("sessions")' in (project / change).read_text()
+    assert [step["auth"] for step in answers["schema_history"]] == ["session", "jwt"]
+    for name in sorted(tree(fresh) - edited - {initial, ".copier-answers.yml"}):
         assert (project / name).read_bytes() == (fresh / name).read_bytes(), name
     # The edited settings file got the new option's settings too.
     config = (package / "config.py").read_text()
@@ -347,7 +358,8 @@ def test_sessionforge_update_from_the_packaged_history_with_a_conflict(
     assert result.exit_code == 0, result.output
     project = tmp_path / "project"
     assert answers_of(project)["_commit"] == V1
-    assert answers_of(project)["_src_path"] == str(first)
+    # Not the installation's path: it goes with the installation.
+    assert answers_of(project)["_src_path"] == "sessionforge"
     v1_answers = answers_of(project)
     git(project, "init", "--quiet")
     commit_all(project, "generated from the template")
@@ -358,6 +370,7 @@ def test_sessionforge_update_from_the_packaged_history_with_a_conflict(
 
     # Then 2.0.0 is installed somewhere else, and the first installation is gone.
     conflicting_v2(repo)
+    set_version(repo, "2.0.0")
     commit_all(repo, "template v2")
     shutil.rmtree(tmp_path / "site-1")
     second = install_sessionforge(monkeypatch, tmp_path / "site-2", repo, "2.0.0", repo)
@@ -378,7 +391,7 @@ def test_sessionforge_update_from_the_packaged_history_with_a_conflict(
     assert (package_dir(project) / "extra.py").read_text() == USER_MODULE
     answers = answers_of(project)
     assert answers["_commit"] == V2
-    assert answers["_src_path"] == str(second)
+    assert answers["_src_path"] == "sessionforge"
     assert user_answers(answers) == user_answers(v1_answers)
 
 
@@ -391,6 +404,8 @@ def test_sessionforge_update_refuses_an_unknown_version(
     assert cli("new", "project", "--defaults").exit_code == 0
     answers_file = tmp_path / "project" / ".copier-answers.yml"
     answers_file.write_text(answers_file.read_text().replace(f"_commit: {V1}", "_commit: v9.0.0"))
+    git(tmp_path / "project", "init", "--quiet")
+    commit_all(tmp_path / "project", "recorded a version this sessionforge does not know")
     result = cli("update", "project", "--defaults")
     assert result.exit_code == 1
     assert "v9.0.0" in result.stderr and V1 in result.stderr
@@ -409,7 +424,7 @@ def test_sessionforge_update_without_a_recorded_version(tmp_path: Path) -> None:
 def sessionforge_source(dest: Path, version: str) -> Path:
     """This repository's files as a source tree of sessionforge *version*."""
     copy_template(dest)
-    for name in ("pyproject.toml", "README.md", "hatch_build.py"):
+    for name in ("pyproject.toml", "README.md", "CHANGELOG.md", "hatch_build.py"):
         shutil.copy2(REPO / name, dest / name)
     shutil.copytree(
         REPO / "generator",
@@ -481,7 +496,7 @@ def test_sessionforge_update_after_installing_a_newer_wheel(tmp_path: Path) -> N
 
     answers = answers_of(project)
     assert answers["_commit"] == V2
-    assert (tmp_path / "venv-2").resolve() in Path(answers["_src_path"]).resolve().parents
+    assert answers["_src_path"] == "sessionforge"
     assert user_answers(answers) == user_answers(v1_answers)
     assert_user_edits_kept(project)
     assert_v2_changes_present(project)

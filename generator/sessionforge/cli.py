@@ -347,8 +347,23 @@ def update(
     from sessionforge.update import update_project
 
     answers = collect_answers({}, None, list(data or []), template_root()) if data else {}
-    result = update_project(dest, answers, defaults=defaults or not _stdin_is_tty(), trust=trust)
+
+    def announce(notices: list[str]) -> None:
+        out.print("[yellow]What the answer changes do to the database:[/yellow]")
+        for notice in notices:
+            out.print(f"  {escape(notice)}", soft_wrap=True)
+
+    result = update_project(
+        dest,
+        answers,
+        defaults=defaults or not _stdin_is_tty(),
+        trust=trust,
+        announce=announce,
+    )
     where = escape(str(result.dest))
+    for section in result.changes:
+        out.print(escape(section), soft_wrap=True, highlight=False)
+        out.print()
     if result.old == result.new:
         out.print(
             f"[green]Re-rendered[/green] {where} at template {escape(result.new)}.",
@@ -367,6 +382,13 @@ def update(
         )
         for name in result.conflicts:
             out.print(f"  {escape(name)}")
+    if result.migrations:
+        out.print(
+            f"New migrations: {', '.join(result.migrations)}; after reviewing them, "
+            "`alembic upgrade head` brings the database forward.",
+            markup=False,
+            soft_wrap=True,
+        )
     out.print("Review the changes with `git diff`, then commit them.", markup=False)
 
 

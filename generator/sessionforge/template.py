@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,9 +14,16 @@ from pathlib import Path
 
 import yaml
 
-import sessionforge
 from sessionforge.errors import SessionforgeError
-from sessionforge.history import BUNDLE_NAME, TEMPLATE_PATHS, release_tag
+from sessionforge.history import (
+    BUNDLE_NAME,
+    SOURCE_MARKER,
+    HistoryError,
+    build_history,
+    bundle_tip,
+    checkout_name,
+    version_at,
+)
 
 #: Set to a directory holding a copier.yml to use that template instead.
 TEMPLATE_ENV = "SESSIONFORGE_TEMPLATE"
@@ -112,41 +120,58 @@ def packaged_history() -> Path | None:
     return bundle if bundle.is_file() else None
 
 
-def _checkout_commit(root: Path) -> str | None:
-    """``git describe`` of a checkout whose template files are as committed, else None.
+def _checkout() -> Path | None:
+    """The repository root this sessionforge runs from (an editable install), if any."""
+    for parent in Path(__file__).resolve().parents:
+        if _is_git_root(parent) and (parent / "generator" / "sessionforge").is_dir():
+            return parent
+    return None
 
-    What Copier records when it copies from the checkout itself; a checkout with
-    uncommitted template changes has no commit that holds them.
+
+@functools.cache
+def template_history() -> Path:
+    """A git bundle of the template's history: the wheel's, or one built from the checkout.
+
+    An editable install carries no bundle; it builds one from its own repository, once
+    per process, into a temporary directory removed at exit.
     """
+    bundle = packaged_history()
+    if bundle is not None:
+        return bundle
+    repo = _checkout()
+    if repo is None:
+        raise SessionforgeError(
+            "This sessionforge carries no template history (it was installed without one): "
+            "reinstall it with `pip install .` from a clone of its repository."
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="sessionforge-history-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    built = tmp / BUNDLE_NAME
     try:
-        dirty = _git_out(root, "status", "--porcelain", "--", *TEMPLATE_PATHS)
-        if dirty:
-            return None
-        return _git_out(root, "describe", "--tags", "--always") or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def _git_out(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.strip()
+        build_history(built, template=repo, version=version_at(repo, "HEAD"), repo=repo)
+    except HistoryError as exc:
+        raise SessionforgeError(f"Cannot read the template history of {repo}: {exc}.") from exc
+    return built
 
 
 def source_record(root: Path) -> tuple[str, str | None]:
     """``(_src_path, _commit)`` to record for a project generated from the template at *root*.
 
-    - The template packaged in the wheel: the history bundle packaged next to it, and
-      this version's tag, which that bundle holds (and every later sessionforge's too).
-    - A git checkout (development): the checkout and its commit, when the template
-      files are committed; as ``copier copy <checkout>`` would record.
+    - The template packaged in the wheel, or a checkout's (an editable install): the
+      marker ``sessionforge`` (updates come from the history of whichever sessionforge
+      runs `sessionforge update`, never from a path that goes with a virtual
+      environment) and the name of the template commit (``v0.2.0-3-g1a2b3c4``). A
+      checkout with uncommitted template changes has no such commit: none is recorded.
     - Anything else (``$SESSIONFORGE_TEMPLATE``): the directory, and no commit.
     """
     bundle = packaged_history()
     if root == _PACKAGED and bundle is not None:
-        return str(bundle), release_tag(sessionforge.__version__)
-    if _is_git_root(root):
-        return str(root), _checkout_commit(root)
+        return SOURCE_MARKER, bundle_tip(bundle)
+    if _is_git_root(root) and root == _checkout():
+        try:
+            return SOURCE_MARKER, checkout_name(root)
+        except HistoryError:
+            return SOURCE_MARKER, None
     return str(root), None
 
 
