@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 from sessionforge.combos import Combo
-from sessionforge.history import ANCHOR, template_commits
+from sessionforge.history import ANCHOR, base_version, template_commits
+from sessionforge.update import changelog_sections
 from test_answer_changes import PROBE, _server_database
 from test_cli_e2e import _clean_env, _run
 from test_matrix import REDIS_URL, ensure_env, project_dependencies, project_env
@@ -70,10 +71,12 @@ def export_commit(sha: str, dest: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("change", [None, "auth=jwt"], ids=["same-answers", "auth-jwt"])
 @pytest.mark.parametrize("sha", earlier_releases(), ids=lambda sha: sha[:7])
 def test_a_project_of_an_earlier_release_updates_to_this_checkout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sha: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sha: str, change: str | None
 ) -> None:
+    """With the same answers, or changing one on the way (the chain gains a migration)."""
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
     env = _clean_env() | GIT_ENV
@@ -127,8 +130,10 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
         subprocess.run(["rm", "-rf", str(tmp_path / "venv-old")], check=True)
 
         # This checkout's sessionforge updates the project.
+        initial = (project / "migrations" / "versions" / "0001_initial.py").read_bytes()
+        data = ["--data", change] if change else []
         update = subprocess.run(
-            [sys.executable, "-m", "sessionforge", "update", str(project), "--defaults"],
+            [sys.executable, "-m", "sessionforge", "update", str(project), "--defaults", *data],
             env=_clean_env() | GIT_ENV | {"PYTHONPATH": str(REPO / "generator")},
             capture_output=True,
             text=True,
@@ -140,12 +145,24 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
         assert f"from template {old_answers['_commit']}" in " ".join(output.split()), output
         answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
         assert answers["_src_path"] == "sessionforge"
+        brought = changelog_sections(
+            (REPO / "CHANGELOG.md").read_text(encoding="utf-8"),
+            base_version(old_answers["_commit"]),
+            base_version(answers["_commit"]),
+        )
+        for section in brought:  # the CHANGELOG sections it brings in
+            assert section.splitlines()[0] in output, output
+        # A migration the database ran is never edited.
+        assert (project / "migrations" / "versions" / "0001_initial.py").read_bytes() == initial
+        chain = {"migrations/versions/0003_auth_jwt.py"} if change else set()
+        if change:
+            assert "0003_auth_jwt.py" in output and "every session ends" in output, output
 
         # Equal to a fresh render of this checkout with the same answers, plus the edits.
         fresh_parent = tmp_path / "fresh"
         fresh_parent.mkdir()
         fresh_run = subprocess.run(
-            [sys.executable, "-m", "sessionforge", "new", "svc", *flags],
+            [sys.executable, "-m", "sessionforge", "new", "svc", *flags[:-2], *data],
             cwd=fresh_parent,
             env=_clean_env() | GIT_ENV | {"PYTHONPATH": str(REPO / "generator")},
             capture_output=True,
@@ -155,8 +172,10 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
         assert fresh_run.returncode == 0, fresh_run.stdout + fresh_run.stderr
         fresh = fresh_parent / "svc"
         added = {"src/svc/extra.py"}
-        assert tree(project) - added == tree(fresh)
-        for file in sorted(tree(fresh) - {"README.md", ".env"}):
+        assert tree(project) - added == tree(fresh) | chain
+        # With an answer changed, the chain and the answers file record the project's past.
+        past = {"migrations/versions/0001_initial.py", ".copier-answers.yml"} if change else set()
+        for file in sorted(tree(fresh) - {"README.md", ".env"} - past):
             assert (project / file).read_bytes() == (fresh / file).read_bytes(), file
         readme = (project / "README.md").read_text(encoding="utf-8")
         assert readme == (fresh / "README.md").read_text(encoding="utf-8") + USER_LINE
@@ -168,7 +187,8 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
         python = str(env_dir / "bin" / "python")
         in_project("-m", "alembic", "upgrade", "head")
         in_project("-m", "alembic", "check")
-        probe(login=["early@example.com"])
+        auth = "jwt" if change else "session"
+        in_project(str(tmp_path / "probe.py"), auth, json.dumps({"login": ["early@example.com"]}))
     finally:
         _server_database("postgres", name, drop=True)
     run_project_tests(project, COMBO)
