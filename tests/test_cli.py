@@ -637,17 +637,24 @@ def test_check_runs_after_generation(workdir: Path, monkeypatch: pytest.MonkeyPa
         return True
 
     monkeypatch.setattr(check_mod, "run_check", fake_run_check)
-    result = run("new", "svc", "--check")
+    result = run("new", "svc", "--check", "--backend", "postgres")
     assert result.exit_code == 0, result.output
     assert calls == [workdir / "svc"]
+    # The next steps still follow: which servers, which settings.
+    assert "Next steps" in result.stdout
+    assert "docker compose up -d --wait postgres" in result.stdout
+    assert ".env is written" in result.stdout
 
 
 def test_check_failure_exits_1(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check_mod, "run_check", lambda *a, **k: False)
-    result = run("new", "svc", "--check")
+    result = run("new", "svc", "--check", "--backend", "redis", "--database", "mysql")
     assert result.exit_code == 1
     assert "--check failed" in result.stderr
     assert (workdir / "svc" / ".copier-answers.yml").is_file()  # the project stays
+    # What the failing tests may have lacked: the servers to start, the settings.
+    assert "Next steps" in result.stdout
+    assert "docker compose up -d --wait redis mysql" in result.stdout
 
 
 def _console() -> tuple[Console, Any]:

@@ -325,15 +325,20 @@ def new(
             out.print(escape(line), soft_wrap=True)
         else:
             typer.echo(f"Warning: {line}", err=True)
-    if result.message and not check:
-        out.print(escape(result.message), soft_wrap=True)
+    passed = True
     if check:
         from sessionforge.check import run_check
 
         out.print(f"Checking the project in {escape(str(result.dest))}:")
-        if not run_check(result.dest, out):
-            raise SessionforgeError("--check failed: see the output above.")
-        out.print("[green]All checks passed.[/green]")
+        passed = run_check(result.dest, out)
+        if passed:
+            out.print("[green]All checks passed.[/green]")
+    # Printed after --check too, pass or fail: the next steps name the servers and
+    # settings the project needs, most useful when its tests just failed for want of them.
+    if result.message:
+        out.print(escape(result.message), soft_wrap=True)
+    if not passed:
+        raise SessionforgeError("--check failed: see the output above.")
 
 
 @app.command()
