@@ -364,12 +364,19 @@ def test_sessionforge_update_from_the_packaged_history_with_a_conflict(
     assert bundle_tags(second) == [V1, V2]
 
     result = cli("update", str(project), "--defaults")
-    assert result.exit_code == 0, result.output
+    # Files left with conflicts: listed, then exit 1 with one line.
+    assert result.exit_code == 1, result.output
     assert f"from template {V1} to {V2}" in result.output
     assert "package_name" not in result.output
     # The conflicting setting holds both sides between markers, and is reported.
     assert conflicted_files(project) == [str(config.relative_to(project))]
-    assert "Conflicts" in result.output and "config.py" in result.output
+    assert "Conflicts" in result.stdout and "config.py" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: 1 file left with conflicts: resolve them, review the changes with "
+        "`git diff`, then commit."
+    ]
+    assert "Traceback" not in result.output
     text = config.read_text()
     assert "default=900" in text and "default=3600" in text
     # Everything else merged.

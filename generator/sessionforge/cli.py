@@ -373,7 +373,8 @@ def update(
     """Merge this sessionforge's template into a generated project (wraps `copier update`).
 
     The project must be a git repository with everything committed. Your edits are
-    kept; where they clash with the template's changes the files get conflict markers.
+    kept; where they clash with the template's changes the files get conflict markers:
+    they are listed, and the exit code is 1 until you resolve them.
     """
     from sessionforge.update import update_project
 
@@ -398,6 +399,11 @@ def update(
         )
         for name in result.conflicts:
             out.print(f"  {escape(name)}")
+        count = len(result.conflicts)
+        raise SessionforgeError(
+            f"{count} file{'s' if count != 1 else ''} left with conflicts: resolve them, "
+            "review the changes with `git diff`, then commit."
+        )
     out.print("Review the changes with `git diff`, then commit them.", markup=False)
 
 
