@@ -88,7 +88,7 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
     wheel = build_wheel(source, tmp_path / "dist-old", env)
     old = install_wheel(wheel, tmp_path / "venv-old", env)
     flags = ["--defaults", "--mode", COMBO.mode, "--backend", COMBO.backend, "--auth", COMBO.auth]
-    _run([old, "new", "svc", *flags], env=env, cwd=work)
+    _run([old, "new", "svc", *flags, "--no-git"], env=env, cwd=work)
     project = work / "svc"
     if not (project / ".git").exists():  # sessionforge 0.1.0 made no repository
         git(project, "init", "--quiet")

@@ -9,7 +9,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,7 +17,9 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo import MongoClient, monitoring
+from pymongo.errors import PyMongoError
 
 from svc_async_mongo_session_ex.app import create_app
 from svc_async_mongo_session_ex.auth import passwords
@@ -29,6 +31,59 @@ from .fake_mongo import fake_mongo_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+FROM_DOTENV: set[str] = set()
+
+
+class ServerURLs(BaseSettings):
+    """The servers the tests use, found as the app's Settings finds its own: in the
+    environment, else in `.env`. The other settings of `.env` are local ones
+    (COOKIE_SECURE=false...), not the tests'."""
+
+    model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
+
+    database_url: str = ""
+    redis_url: str = ""
+    mongodb_url: str = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put the server URLs of `.env` into os.environ (the environment wins), so that
+    the app's Settings and the processes that tests start use the same servers."""
+    in_environment = {name.upper() for name in os.environ}
+    for field, value in ServerURLs().model_dump().items():
+        name = field.upper()
+        if value and name not in in_environment:
+            os.environ[name] = value
+            FROM_DOTENV.add(name)
+
+
+def stop_unreachable(
+    what: str, url: str, name: str, service: str, error: BaseException
+) -> NoReturn:
+    """End the run with one line, instead of an error for every test that needs the server."""
+    if name in FROM_DOTENV:
+        origin = "from .env"
+    elif name in os.environ:
+        origin = "from the environment"
+    else:
+        origin = f"the default: {name} is unset"
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    reason = (lines[0] if lines else type(error).__name__)[:200].rstrip(". ")
+    pytest.exit(
+        f"Cannot use the {what} at {url} ({name} {origin}): {reason}. Start it with "
+        f"`docker compose up -d --wait {service}`, or set {name} (in .env or the environment).",
+        returncode=pytest.ExitCode.INTERRUPTED,
+    )
+
+
+def masked(url: str) -> str:
+    """`url` with its password replaced by ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +116,13 @@ def mongodb_url() -> Iterator[str]:
     that speaks MongoDB's wire protocol (see tests/fake_mongo.py)."""
     url = os.environ.get("MONGODB_URL")
     if url:
+        client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=5000)
+        try:
+            client.admin.command("ping")
+        except PyMongoError as exc:
+            stop_unreachable("MongoDB server", masked(url), "MONGODB_URL", "mongo", exc)
+        finally:
+            client.close()
         yield url
         return
     with fake_mongo_server() as fake_url:

@@ -10,7 +10,8 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import pytest
 from alembic import command
@@ -19,9 +20,12 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import RedisError
 from sqlalchemy import URL, Executable, create_engine, make_url
+from sqlalchemy.exc import DBAPIError
 
 from svc_sync_redis_postgres_jwt_ex.app import create_app
 from svc_sync_redis_postgres_jwt_ex.auth import passwords
@@ -35,6 +39,59 @@ from svc_sync_redis_postgres_jwt_ex.sessions.session import SessionState
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+FROM_DOTENV: set[str] = set()
+
+
+class ServerURLs(BaseSettings):
+    """The servers the tests use, found as the app's Settings finds its own: in the
+    environment, else in `.env`. The other settings of `.env` are local ones
+    (COOKIE_SECURE=false...), not the tests'."""
+
+    model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
+
+    database_url: str = ""
+    redis_url: str = ""
+    mongodb_url: str = ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put the server URLs of `.env` into os.environ (the environment wins), so that
+    the app's Settings and the processes that tests start use the same servers."""
+    in_environment = {name.upper() for name in os.environ}
+    for field, value in ServerURLs().model_dump().items():
+        name = field.upper()
+        if value and name not in in_environment:
+            os.environ[name] = value
+            FROM_DOTENV.add(name)
+
+
+def stop_unreachable(
+    what: str, url: str, name: str, service: str, error: BaseException
+) -> NoReturn:
+    """End the run with one line, instead of an error for every test that needs the server."""
+    if name in FROM_DOTENV:
+        origin = "from .env"
+    elif name in os.environ:
+        origin = "from the environment"
+    else:
+        origin = f"the default: {name} is unset"
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    reason = (lines[0] if lines else type(error).__name__)[:200].rstrip(". ")
+    pytest.exit(
+        f"Cannot use the {what} at {url} ({name} {origin}): {reason}. Start it with "
+        f"`docker compose up -d --wait {service}`, or set {name} (in .env or the environment).",
+        returncode=pytest.ExitCode.INTERRUPTED,
+    )
+
+
+def masked(url: str) -> str:
+    """`url` with its password replaced by ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +130,15 @@ def run_admin(url: URL, *statements: str) -> None:
 
 @pytest.fixture(scope="session")
 def server_url() -> URL:
-    """The server named by DATABASE_URL (its database is left alone)."""
-    return make_url(normalize_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)))
+    """The server named by DATABASE_URL (its database is left alone); the run stops
+    at once when that server cannot be used."""
+    url = make_url(normalize_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)))
+    try:
+        run_admin(url, "SELECT 1")
+    except (DBAPIError, OSError) as exc:
+        shown = url.render_as_string(hide_password=True)
+        stop_unreachable("PostgreSQL server", shown, "DATABASE_URL", "postgres", exc)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -98,13 +162,27 @@ def database_url(migrated_database: URL) -> Iterator[str]:
     run_admin(migrated_database, f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis named by REDIS_URL; the run stops at once when it cannot be used."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = Redis.from_url(url)
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        stop_unreachable("Redis server", masked(url), "REDIS_URL", "redis", exc)
+    finally:
+        client.close()
+    return url
+
+
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
+def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key namespace of this test's own on the Redis named by REDIS_URL,
     deleted afterwards."""
     prefix = f"test:svc_sync_redis_postgres_jwt_ex:{secrets.token_hex(6)}:"
     yield prefix
-    client = Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    client = Redis.from_url(redis_url)
     keys = list(client.scan_iter(f"{prefix}*"))
     if keys:
         client.delete(*keys)
