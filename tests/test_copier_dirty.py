@@ -93,3 +93,41 @@ def test_copier_copy_from_a_dirty_clone_renders_every_file(
     for name in (".env.example", ".gitignore", ".dockerignore", ".copier-answers.yml"):
         assert (dst / name).is_file(), f"{name} missing from a render of a dirty clone"
     assert ".env\n" in (dst / ".gitignore").read_text(encoding="utf-8")
+    # Copier rendered a draft commit that exists nowhere else: none is recorded, and the
+    # after-copy message says why.
+    answers = (dst / ".copier-answers.yml").read_text(encoding="utf-8")
+    assert "_commit:" not in answers
+    assert "_src_path:" in answers
+
+
+@pytest.mark.fast
+def test_copier_copy_from_a_clean_clone_records_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    clone = clone_with_this_template(tmp_path / "clone")
+    head = git(clone, "rev-parse", "--short", "HEAD").strip()
+    dst = tmp_path / "my-service"
+    copier.run_copy(str(clone), dst, defaults=True, data={"project_name": "s"}, quiet=False)
+    answers = (dst / ".copier-answers.yml").read_text(encoding="utf-8")
+    assert f"_commit: {head}" in answers or f"-g{head}" in answers, answers
+    captured = capsys.readouterr()
+    assert "Next steps" in captured.out + captured.err
+    assert "uncommitted changes" not in captured.out + captured.err
+
+
+@pytest.mark.fast
+def test_a_dirty_clone_is_told_in_the_after_copy_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    clone = clone_with_this_template(tmp_path / "clone")
+    (clone / "template" / "NOTES.md").write_text("A local file.\n")
+    dst = tmp_path / "my-service"
+    copier.run_copy(str(clone), dst, defaults=True, data={"project_name": "s"}, quiet=False)
+    captured = capsys.readouterr()
+    out = " ".join((captured.out + captured.err).split())
+    assert "The template had uncommitted changes" in out
+    assert "_commit:" not in (dst / ".copier-answers.yml").read_text(encoding="utf-8")

@@ -88,7 +88,7 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
     wheel = build_wheel(source, tmp_path / "dist-old", env)
     old = install_wheel(wheel, tmp_path / "venv-old", env)
     flags = ["--defaults", "--mode", COMBO.mode, "--backend", COMBO.backend, "--auth", COMBO.auth]
-    _run([old, "new", "svc", *flags, "--no-git"], env=env, cwd=work)
+    _run([old, "new", "svc", *flags], env=env, cwd=work)
     project = work / "svc"
     if not (project / ".git").exists():  # sessionforge 0.1.0 made no repository
         git(project, "init", "--quiet")
@@ -162,7 +162,7 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
         fresh_parent = tmp_path / "fresh"
         fresh_parent.mkdir()
         fresh_run = subprocess.run(
-            [sys.executable, "-m", "sessionforge", "new", "svc", *flags[:-2], *data],
+            [sys.executable, "-m", "sessionforge", "new", "svc", *flags[:-2], *data, "--no-git"],
             cwd=fresh_parent,
             env=_clean_env() | GIT_ENV | {"PYTHONPATH": str(REPO / "generator")},
             capture_output=True,

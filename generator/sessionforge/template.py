@@ -128,7 +128,6 @@ def _checkout() -> Path | None:
     return None
 
 
-@functools.cache
 def template_history() -> Path:
     """A git bundle of the template's history: the wheel's, or one built from the checkout.
 
@@ -144,6 +143,11 @@ def template_history() -> Path:
             "This sessionforge carries no template history (it was installed without one): "
             "reinstall it with `pip install .` from a clone of its repository."
         )
+    return _checkout_history(repo)
+
+
+@functools.cache
+def _checkout_history(repo: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="sessionforge-history-"))
     atexit.register(shutil.rmtree, tmp, True)
     built = tmp / BUNDLE_NAME
