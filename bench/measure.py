@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.envs import render
 from bench.processes import (
     LOAD_CPU,
     REPO,
@@ -33,6 +32,7 @@ from bench.processes import (
 )
 from bench.subjects import Client, Kind, Route, Subject
 from sessionforge.combos import Combo
+from tests.support.rendering import render
 
 SQL_COUNTS = (
     "statements",

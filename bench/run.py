@@ -13,6 +13,7 @@ See README.md ("Benchmarks"). The concerns live in their own modules:
 - ``bench/report.py``: the tables and the JSON file.
 
 Combinations come from ``sessionforge.combos``, read from copier.yml like the matrix tests do.
+Rendering and the projects' environments are the matrix tests' own (``tests/support/``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A *subject* is one app served by one uvicorn worker; each of its routes is loade
 an anonymous session cookie) made by the subject's set-up before the first round.
 
 Generated projects are rendered from the working tree and installed in the matrix tests'
-cached environments (``bench/envs.py``); the reference apps
+cached environments (``tests/support/envs.py``); the reference apps
 (``bench/refapps.py``) share one environment of ``REF_DEPS``, installed from PyPI the same way.
 """
 
@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Literal
 
 from bench.client import http_call
-from bench.envs import dropped_env, ensure_env, project_dependencies, render
 from bench.loadgen import build_request
 from bench.processes import REPO, Database, PrivateRedis, log
 from sessionforge.combos import Combo
+from tests.support.envs import DROPPED_ENV, ensure_env, project_dependencies
+from tests.support.rendering import render
 
 REF_DEPS = [
     "fastapi>=0.121,<1",
@@ -176,7 +177,7 @@ def project_setup(combo: Combo) -> Callable[[int, int], list[Client]]:
 
 
 def base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in dropped_env()}
+    return {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
 
 
 def project_subject(

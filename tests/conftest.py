@@ -1,4 +1,4 @@
-"""Shared pytest configuration: markers and the per-combination timing summary.
+"""Shared pytest configuration: markers, fixtures and the per-combination timing summary.
 
 Markers (registered here because pyproject.toml belongs to the package, not the tests):
 
@@ -10,7 +10,12 @@ Markers (registered here because pyproject.toml belongs to the package, not the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from tests.support.matrix import CONFIG
+from tests.support.rendering import template_copy
 
 # Golden renders are generated projects, with tests of their own: not ours to collect.
 collect_ignore = ["golden"]
@@ -50,3 +55,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for nodeid, outcome, value in sorted(_TIMINGS):
         name = nodeid.rsplit("::", 1)[-1]
         terminalreporter.write_line(f"{name:<60} {outcome:<7} {value}")
+
+
+@pytest.fixture(scope="session")
+def template_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of copier.yml + the template folder, made once per session (and xdist worker).
+
+    Rendering from a plain folder makes Copier use the files as they are on disk, with
+    uncommitted edits, instead of cloning the repository's HEAD.
+    """
+    src = tmp_path_factory.mktemp("template-src")
+    return template_copy(src, str(CONFIG.get("_subdirectory") or "template"))

@@ -27,17 +27,6 @@ IDS = (
 SRC_PATH_LINE = "_src_path:"
 
 
-def template_copy(dst: Path) -> Path:
-    """copier.yml and template/ as they are on disk (uncommitted edits included)."""
-    shutil.copy2(REPO / "copier.yml", dst / "copier.yml")
-    shutil.copytree(
-        REPO / "template",
-        dst / "template",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache"),
-    )
-    return dst
-
-
 def normalize(path: Path) -> None:
     answers = path / ".copier-answers.yml"
     lines = answers.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -48,7 +37,7 @@ def normalize(path: Path) -> None:
 def render_golden(src: Path, combo_id: str, dst: Path) -> None:
     import copier
 
-    from test_matrix import COMBOS
+    from tests.support.matrix import COMBOS
 
     [combo] = [c for c in COMBOS if c.id == combo_id]
     copier.run_copy(str(src), dst, data=combo.answers(), defaults=True, unsafe=False, quiet=True)
@@ -65,7 +54,9 @@ def files(root: Path) -> dict[str, bytes]:
 
 def main() -> int:
     # As pytest's configuration does: the generator and the tests, from this checkout.
-    sys.path[:0] = [str(REPO / "generator"), str(REPO / "tests")]
+    sys.path[:0] = [str(REPO / "generator"), str(REPO)]
+    from tests.support.rendering import template_copy
+
     with tempfile.TemporaryDirectory() as tmp:
         src = template_copy(Path(tmp))
         for combo_id in IDS:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,57 +27,15 @@ import yaml
 from sessionforge.combos import Combo
 from sessionforge.errors import UsageError
 from sessionforge.update import plan_answers
-from test_matrix import (
+from tests.support.databases import PROBE, _server_database
+from tests.support.envs import (
     REDIS_URL,
     ensure_env,
     project_dependencies,
     project_env,
     require_servers,
 )
-from test_update import GIT_ENV, commit_all, copy_template, git
-
-# The app's view, from inside the project's environment: register/log in, add a product.
-PROBE = textwrap.dedent(
-    """
-    import json, sys
-    from fastapi.testclient import TestClient
-    from {pkg}.main import app
-
-    auth, action = sys.argv[1], json.loads(sys.argv[2])
-    out = {{}}
-    with TestClient(app) as client:
-        assert client.get("/health").status_code == 200, client.get("/health").text
-        for email in action.get("register", []):
-            r = client.post("/auth/register", json={{"email": email, "password": "pw-" + email}})
-            assert r.status_code == 201, r.text
-        headers = {{}}
-        for email in action.get("login", []):
-            if auth == "jwt":
-                r = client.post(
-                    "/auth/token", data={{"username": email, "password": "pw-" + email}}
-                )
-                assert r.status_code == 200, (email, r.text)
-                headers = {{"Authorization": "Bearer " + r.json()["access_token"]}}
-            else:
-                r = client.post("/auth/login", json={{"email": email, "password": "pw-" + email}})
-                assert r.status_code == 200, (email, r.text)
-                headers = {{"X-CSRF-Token": r.json()["csrf_token"]}}
-            me = client.get("/auth/me", headers=headers)
-            assert me.status_code == 200 and me.json()["email"] == email, me.text
-        if "product" in action:
-            r = client.post(
-                "/products",
-                json={{"name": action["product"], "price_cents": 100, "stock": 3}},
-                headers=headers,
-            )
-            assert r.status_code == 201, r.text
-            out["product"] = r.json()["id"]
-        if "read_product" in action:
-            r = client.get(f"/products/{{action['read_product']}}", headers=headers)
-            assert r.status_code == 200, r.text
-    print(json.dumps(out))
-    """
-)
+from tests.support.git import GIT_ENV, commit_all, copy_template, git
 
 
 def _template_repo(root: Path) -> Path:
@@ -105,23 +62,6 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
     )
     assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
-
-
-def _server_database(database: str, name: str, *, drop: bool = False) -> str:
-    """Create (or drop) database *name* on the local server; return its URL."""
-    if database == "postgres":
-        sql = f'DROP DATABASE IF EXISTS "{name}"' if drop else f'CREATE DATABASE "{name}"'
-        subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c", sql],
-            check=True,
-            capture_output=True,
-        )
-        return f"postgresql://postgres@127.0.0.1:5432/{name}"
-    sql = f"DROP DATABASE IF EXISTS `{name}`" if drop else f"CREATE DATABASE `{name}`"
-    subprocess.run(
-        ["mariadb", "-h", "127.0.0.1", "-uroot", "-e", sql], check=True, capture_output=True
-    )
-    return f"mysql://root@127.0.0.1:3306/{name}"
 
 
 CHANGES: list[dict[str, Any]] = [

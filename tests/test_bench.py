@@ -16,15 +16,13 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench import report  # noqa: E402
-from bench.criteria import Check  # noqa: E402
-from bench.loadgen import Step, build_request, run_load  # noqa: E402
-from bench.measure import Leak, RoundFigures, Row  # noqa: E402
-from bench.run import COMBOS  # noqa: E402
-from bench.subjects import Kind  # noqa: E402
+from bench import report
+from bench.criteria import Check
+from bench.loadgen import Step, build_request, run_load
+from bench.measure import Leak, RoundFigures, Row
+from bench.run import COMBOS
+from bench.subjects import Kind
+from tests.support.paths import REPO
 
 pytestmark = [pytest.mark.render, pytest.mark.fast]
 

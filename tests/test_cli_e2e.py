@@ -9,50 +9,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from sessionforge.history import bundle_tip
-
-REPO = Path(__file__).resolve().parent.parent
-BIN = "Scripts" if os.name == "nt" else "bin"
-EXE = ".exe" if os.name == "nt" else ""
-
-
-def _uv() -> str | None:
-    found = shutil.which("uv")
-    if found:
-        return found
-    sibling = Path(sys.executable).parent / f"uv{EXE}"
-    return str(sibling) if sibling.is_file() else None
-
-
-def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-        timeout=600,
-        **kwargs,
-    )
-    assert proc.returncode == 0, f"{argv} exited {proc.returncode}:\n{proc.stdout}"
-    return proc
-
-
-def _clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for var in ("PYTHONPATH", "VIRTUAL_ENV", "SESSIONFORGE_TEMPLATE", "SESSIONFORGE_DEBUG"):
-        env.pop(var, None)
-    return env
+from tests.support.paths import REPO
+from tests.support.wheels import BIN, EXE, _clean_env, _run, _uv
 
 
 def test_wheel_carries_the_template(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from golden import GOLDEN, IDS, files, render_golden
-from test_matrix import template_src  # noqa: F401  (the fixture)
+from tests.golden import GOLDEN, IDS, files, render_golden
 
 MAX_DIFF_LINES = 200
 
@@ -21,7 +20,7 @@ MAX_DIFF_LINES = 200
 @pytest.mark.fast
 @pytest.mark.parametrize("combo_id", IDS)
 def test_golden_render_is_current(
-    template_src: Path,  # noqa: F811
+    template_src: Path,
     tmp_path: Path,
     combo_id: str,
 ) -> None:

@@ -29,18 +29,12 @@ import yaml
 from sessionforge.combos import Combo
 from sessionforge.history import ANCHOR, base_version, template_commits
 from sessionforge.update import changelog_sections
-from test_answer_changes import PROBE, _server_database
-from test_cli_e2e import _clean_env, _run
-from test_matrix import REDIS_URL, ensure_env, project_dependencies, project_env
-from test_update import (
-    GIT_ENV,
-    build_wheel,
-    commit_all,
-    git,
-    install_wheel,
-    run_project_tests,
-    tree,
-)
+from tests.support.databases import PROBE, _server_database
+from tests.support.envs import REDIS_URL, ensure_env, project_dependencies, project_env
+from tests.support.git import GIT_ENV, commit_all, git
+from tests.support.rendering import tree
+from tests.support.running import run_project_tests
+from tests.support.wheels import _clean_env, _run, build_wheel, install_wheel
 
 REPO = Path(__file__).resolve().parent.parent
 COMBO = Combo("async", "postgres", "postgres", "session", True)

@@ -28,15 +28,9 @@ from typing import Any
 
 import pytest
 
-from test_matrix import (
-    Combo,
-    ensure_env,
-    project_dependencies,
-    project_env,
-    render,
-    require_servers,
-    template_src,  # noqa: F401  (the fixture, shared with the matrix)
-)
+from sessionforge.combos import Combo
+from tests.support.envs import ensure_env, project_dependencies, project_env, require_servers
+from tests.support.rendering import render
 
 COMBO = Combo(mode="async", backend="redis", database="postgres", auth="session", example_api=True)
 HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
@@ -164,7 +158,7 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(template_src: Path, tmp_path: Path) -> Iterator[Fleet]:  # noqa: F811
+def fleet(template_src: Path, tmp_path: Path) -> Iterator[Fleet]:
     project = tmp_path / "project"
     render(template_src, project, COMBO.answers())
     _, env_dir = ensure_env(project_dependencies(project))

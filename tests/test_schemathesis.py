@@ -21,17 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from test_matrix import (  # template_src: the fixture, used by name
-    COMBOS,
-    Combo,
+from sessionforge.combos import Combo
+from tests.support.envs import (
     EnvError,
     ensure_env,
     project_dependencies,
     project_env,
-    render,
     require_servers,
-    template_src,  # noqa: F401
 )
+from tests.support.matrix import COMBOS
+from tests.support.rendering import render
 
 IDS = ["async-sqlite-none-example", "sync-sqlite-jwt-example", "async-postgres-none-example"]
 MAX_EXAMPLES = 30
@@ -64,7 +63,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
 @pytest.mark.slow
 @pytest.mark.parametrize("combo", [c for c in COMBOS if c.id in IDS], ids=lambda c: c.id)
 def test_schemathesis_finds_no_server_error(
-    template_src: Path,  # noqa: F811
+    template_src: Path,
     tmp_path: Path,
     combo: Combo,
 ) -> None:

@@ -11,7 +11,6 @@ configuration (Copier runs git too, for its own temporary commits).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -28,33 +27,17 @@ from typer.testing import CliRunner
 import sessionforge
 from sessionforge import template as template_mod
 from sessionforge.cli import app
-from sessionforge.history import TEMPLATE_PATHS, build_history, bundle_tags
-from test_cli_e2e import BIN, EXE, _clean_env, _run, _uv
-from test_matrix import (
-    PYTEST_TIMEOUT,
-    Combo,
-    EnvError,
-    ensure_env,
-    project_dependencies,
-    project_env,
-    pytest_summary,
-    require_servers,
-    run_step,
-)
+from sessionforge.combos import Combo
+from sessionforge.history import build_history, bundle_tags
+from tests.support.git import GIT_ENV, IGNORE, commit_all, copy_template, git
+from tests.support.rendering import tree
+from tests.support.running import run_project_tests
+from tests.support.wheels import _clean_env, _run, build_wheel, install_wheel
 
 REPO = Path(__file__).resolve().parent.parent
 V1, V2 = "v1.0.0", "v2.0.0"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Update Test",
-    "GIT_AUTHOR_EMAIL": "update-test@localhost",
-    "GIT_COMMITTER_NAME": "Update Test",
-    "GIT_COMMITTER_EMAIL": "update-test@localhost",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 SESSION = Combo("async", "sqlite", "sqlite", "session", True)
 CONFLICT = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
 
 # Template v2 (what a later release changes) ...
 V2_DOC = "# Template v2: one endpoint reports every server this service needs."
@@ -77,23 +60,6 @@ def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SESSIONFORGE_TEMPLATE", raising=False)
 
 
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, f"git {' '.join(args)} in {cwd}: {proc.stderr}"
-    return proc.stdout
-
-
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "--no-verify", "-m", message)
-
-
 def edit(path: Path, old: str | re.Pattern[str], new: str) -> None:
     """Replace exactly one occurrence of *old* in *path*."""
     text = path.read_text(encoding="utf-8")
@@ -104,17 +70,6 @@ def edit(path: Path, old: str | re.Pattern[str], new: str) -> None:
         text, count = old.subn(new, text, count=1)
         assert count == 1, f"{path}: {old.pattern!r} not found"
     path.write_text(text, encoding="utf-8")
-
-
-def copy_template(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in TEMPLATE_PATHS:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=IGNORE)
-        elif source.is_file():
-            shutil.copy2(source, dest / name)
-    return dest
 
 
 def src_file(repo: Path, name: str) -> Path:
@@ -217,27 +172,6 @@ def conflicted_files(project: Path) -> list[str]:
     )
 
 
-def run_project_tests(project: Path, combo: Combo) -> None:
-    """The project's own pytest, in the matrix's environment for its dependencies."""
-    try:
-        _key, env_dir = ensure_env(project_dependencies(project))
-    except EnvError as exc:
-        pytest.fail(f"could not build the environment for {combo.id}:\n{exc}")
-    require_servers(combo)
-    python = str(env_dir / "bin" / "python")
-    step = run_step(
-        "pytest",
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"],
-        project,
-        project_env(combo, env_dir),
-        PYTEST_TIMEOUT,
-    )
-    summary = pytest_summary(step.output) or {}
-    assert step.returncode == 0, step.report()
-    assert summary.get("passed", 0) > 0, step.report()
-    assert not summary.get("skipped") and not summary.get("failed"), step.report()
-
-
 # --------------------------------------------------------------------------- copier update
 
 
@@ -306,15 +240,6 @@ def test_copier_update_with_a_changed_answer(tmp_path: Path) -> None:
     # The edited settings file got the new option's settings too.
     config = (package / "config.py").read_text()
     assert "access_token_lifetime" in config and "cookie_secure" not in config
-
-
-def tree(root: Path) -> set[str]:
-    """The files under *root*, relative, without git's."""
-    return {
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-    }
 
 
 # --------------------------------------------------------------------------- sessionforge update
@@ -444,28 +369,6 @@ def sessionforge_source(dest: Path, version: str) -> Path:
 
 def set_version(source: Path, version: str) -> None:
     edit(source / "pyproject.toml", re.compile(r'^version = ".*"$', re.M), f'version = "{version}"')
-
-
-def build_wheel(source: Path, out: Path, env: dict[str, str]) -> Path:
-    uv = _uv()
-    if uv:
-        _run([uv, "build", "--wheel", "--out-dir", str(out), str(source)], env=env, cwd=out.parent)
-    else:
-        _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)], env=env)
-    (wheel,) = out.glob("sessionforge-*.whl")
-    return wheel
-
-
-def install_wheel(wheel: Path, venv: Path, env: dict[str, str]) -> str:
-    python = venv / BIN / f"python{EXE}"
-    uv = _uv()
-    if uv:
-        _run([uv, "venv", "--python", sys.executable, str(venv)], env=env, cwd=venv.parent)
-        _run([uv, "pip", "install", "--python", str(python), str(wheel)], env=env, cwd=venv.parent)
-    else:
-        _run([sys.executable, "-m", "venv", str(venv)], env=env)
-        _run([str(python), "-m", "pip", "install", "-q", str(wheel)], env=env)
-    return str(venv / BIN / f"sessionforge{EXE}")
 
 
 def test_sessionforge_update_after_installing_a_newer_wheel(tmp_path: Path) -> None:
