@@ -11,7 +11,7 @@ Issue 17's targets (medians of the interleaved rounds, all in one run):
   session, no connection opened under steady load.
 
 and the earlier ones (bare FastAPI ratios, one Redis command per session read, the leak check,
-render times). Combinations are told apart by their fields (``sessionforge.combos.Combo``).
+render times). Combinations are told apart by their fields (``tests.support.combos.Combo``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from bench.measure import Leak, RenderTimings, Row
 from bench.subjects import BARE, FASTAPI_USERS, STARSESSIONS
-from sessionforge.combos import Combo
+from tests.support.combos import Combo
 
 
 @dataclass

@@ -31,7 +31,7 @@ from bench.processes import (
     pinned,
 )
 from bench.subjects import Client, Kind, Route, Subject
-from sessionforge.combos import Combo
+from tests.support.combos import Combo
 from tests.support.rendering import render
 
 SQL_COUNTS = (

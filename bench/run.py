@@ -12,7 +12,7 @@ See README.md ("Benchmarks"). The concerns live in their own modules:
 - ``bench/criteria.py``: the targets and their verdicts;
 - ``bench/report.py``: the tables and the JSON file.
 
-Combinations come from ``sessionforge.combos``, read from copier.yml like the matrix tests do.
+Combinations come from ``tests.support.combos``, read from copier.yml like the matrix tests do.
 Rendering and the projects' environments are the matrix tests' own (``tests/support/``).
 """
 
@@ -34,7 +34,7 @@ from bench.criteria import evaluate
 from bench.measure import Leak, LoadOptions, RenderTimings, Row, render_timings, run_all
 from bench.processes import REPO, PrivateRedis, log, two_cpus
 from bench.subjects import Subject, project_subject, ref_subjects
-from sessionforge.combos import Combo, all_combos, load_config
+from tests.support.combos import Combo, all_combos, load_config
 
 COMBOS = all_combos(load_config(REPO / "copier.yml"))
 # Issue 17's targets: GET /auth/me with sessions on async and sync PostgreSQL, MariaDB,

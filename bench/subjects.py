@@ -22,7 +22,7 @@ from typing import Literal
 from bench.client import http_call
 from bench.loadgen import build_request
 from bench.processes import REPO, Database, PrivateRedis, log
-from sessionforge.combos import Combo
+from tests.support.combos import Combo
 from tests.support.envs import DROPPED_ENV, ensure_env, project_dependencies
 from tests.support.rendering import render
 

@@ -24,9 +24,9 @@ import copier
 import pytest
 import yaml
 
-from sessionforge.combos import Combo
 from sessionforge.errors import UsageError
 from sessionforge.update import plan_answers
+from tests.support.combos import Combo
 from tests.support.databases import PROBE, _server_database
 from tests.support.envs import (
     REDIS_URL,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sessionforge.combos import SESSION_ONLY_BACKENDS, Combo, choice_values
+from tests.support.combos import SESSION_ONLY_BACKENDS, Combo, choice_values
 from tests.support.envs import (
     PYTHON_VERSION,
     EnvError,

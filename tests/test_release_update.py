@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sessionforge.combos import Combo
 from sessionforge.history import ANCHOR, base_version, template_commits
 from sessionforge.update import changelog_sections
+from tests.support.combos import Combo
 from tests.support.databases import PROBE, _server_database
 from tests.support.envs import REDIS_URL, ensure_env, project_dependencies, project_env
 from tests.support.git import GIT_ENV, commit_all, git

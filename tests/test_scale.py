@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from sessionforge.combos import Combo
+from tests.support.combos import Combo
 from tests.support.envs import ensure_env, project_dependencies, project_env, require_servers
 from tests.support.rendering import render
 

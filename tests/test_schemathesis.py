@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionforge.combos import Combo
+from tests.support.combos import Combo
 from tests.support.envs import (
     EnvError,
     ensure_env,

@@ -67,6 +67,10 @@ def test_no_bytecode_from_an_installed_template(tmp_path: Path) -> None:
         assert "sessionforge/_template/copier.yml" in names
         assert any(n.startswith("sessionforge/_template/template/src/") for n in names)
         assert not _bytecode(names), f"bytecode in the wheel: {_bytecode(names)}"
+        # The combination model is the tests' and the benchmark's (tests/support/combos.py).
+        assert "sessionforge/combos.py" not in names
+        tests_or_bench = [n for n in names if n.split("/")[0] in ("tests", "bench")]
+        assert not tests_or_bench, f"tests or bench in the wheel: {tests_or_bench}"
         site = tmp_path / "site"
         zf.extractall(site)
 

@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 import sessionforge
 from sessionforge import template as template_mod
 from sessionforge.cli import app
-from sessionforge.combos import Combo
 from sessionforge.history import build_history, bundle_tags
+from tests.support.combos import Combo
 from tests.support.git import GIT_ENV, IGNORE, commit_all, copy_template, git
 from tests.support.rendering import tree
 from tests.support.running import run_project_tests

@@ -4,6 +4,8 @@ No test module imports another: what several of them (or bench/) need lives here
 fixtures live in tests/conftest.py.
 
 - ``paths``: the repository and its cache folder.
+- ``combos``: the option combinations of the template (read from copier.yml); not in the
+  wheel, since only the tests and the benchmark use them.
 - ``matrix``: the combinations the matrix tests run, and their markers.
 - ``rendering``: rendering the template and checking the rendered tree.
 - ``envs``: cached environments holding a generated project's dependencies, and the

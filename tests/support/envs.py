@@ -24,7 +24,7 @@ from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from sessionforge.combos import Combo
+from tests.support.combos import Combo
 from tests.support.paths import CACHE
 
 ENVS = CACHE / "envs"

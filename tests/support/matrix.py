@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sessionforge.combos import Combo, all_combos
+from tests.support.combos import Combo, all_combos
 from tests.support.paths import REPO
 
 FAST_IDS = frozenset({"async-sqlite-session-example", "sync-sqlite-none-noexample"})

@@ -10,7 +10,7 @@ from typing import Any
 
 import copier
 
-from sessionforge.combos import SQL_DATABASES, Combo
+from tests.support.combos import SQL_DATABASES, Combo
 from tests.support.paths import REPO
 
 ALLOWED_EMPTY = frozenset({"__init__.py", "py.typed", ".gitkeep"})

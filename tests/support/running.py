@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionforge.combos import Combo
+from tests.support.combos import Combo
 from tests.support.envs import (
     EnvError,
     ensure_env,

@@ -21,7 +21,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from sessionforge.combos import SQL_DATABASES, Combo
+from tests.support.combos import SQL_DATABASES, Combo
 from tests.support.envs import _tool_env
 
 # Top-level modules a generated project imports -> the distribution that provides them.
