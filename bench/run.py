@@ -2,7 +2,7 @@
 
     python -m bench [--combos ID,ID] [--duration S] [--rounds N] [--quick] [--json PATH]
 
-See README.md ("Benchmarks"). The concerns live in their own modules:
+See CONTRIBUTING.md ("The benchmark"). The concerns live in their own modules:
 
 - ``bench/processes.py``: the processes: private Redis, databases, app servers, CPU pinning;
 - ``bench/subjects.py``: what is measured: generated projects and reference apps
