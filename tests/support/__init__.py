@@ -1,0 +1,1 @@
+"""Helpers and data files of our tests (not test modules)."""
