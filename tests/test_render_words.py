@@ -100,7 +100,7 @@ ALLOWED = (
         "auth jwt",
         r"^SECURITY\.md$",
         r"^cookie to ride along\.$",
-        "the end of \"there is no cookie to ride along\": why CSRF does not apply to jwt",
+        'the end of "there is no cookie to ride along": why CSRF does not apply to jwt',
     ),
     Allowed(
         "no Redis",
