@@ -16,4 +16,5 @@ fixtures live in tests/conftest.py.
 - ``git``: git with a fixed identity, and a template copied into a repository of its own.
 - ``wheels``: building sessionforge's wheel and installing it into a fresh virtualenv.
 - ``databases``: databases of their own on the local servers, and a probe of a generated app.
+- ``vulture_whitelist``: the names of generated code that vulture must not call dead.
 """
