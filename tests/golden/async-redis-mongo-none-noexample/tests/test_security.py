@@ -1,7 +1,6 @@
 """The rules of SECURITY.md, each proven here (or in the test SECURITY.md names)."""
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -9,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from pydantic import ValidationError
 from starlette.types import Message
 
@@ -64,14 +63,6 @@ async def make_test_app(make_app: AppFactory, **overrides: Any) -> FastAPI:
     app = await make_app(**overrides)
     add_test_routes(app)
     return app
-
-
-@contextlib.asynccontextmanager
-async def client_at(app: FastAPI, address: str) -> AsyncIterator[AsyncClient]:
-    """A client calling from another address."""
-    transport = ASGITransport(app, client=(address, 50000))
-    async with AsyncClient(transport=transport, base_url="https://testserver") as client:
-        yield client
 
 
 async def raw_get(app: FastAPI, path: str, headers: list[tuple[bytes, bytes]]) -> Message:

@@ -4,7 +4,7 @@ import secrets
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Request
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -114,12 +114,3 @@ def get_settings(request: Request) -> Settings:
     """The application's settings, loaded once by `app.create_app`."""
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def settings_dependency(request: Request) -> Settings:
-    """`get_settings` for `Depends`: `async`, since FastAPI runs a plain `def`
-    dependency in a worker thread, a costly hop for no I/O."""
-    return get_settings(request)
-
-
-SettingsDep = Annotated[Settings, Depends(settings_dependency)]

@@ -92,13 +92,6 @@ def before_commit(db: UnitOfWork, hook: Undo, needed: Callable[[], bool] = lambd
     db.hooks_before_commit.append((hook, needed))
 
 
-def after_rollback(db: UnitOfWork, hook: Undo) -> None:
-    """Run `hook` when the request or its commit fails, once the unit of work
-    is undone, with or without a transaction (a store outside the database,
-    such as Redis, undoes its writes here)."""
-    db.hooks_after_rollback.append(hook)
-
-
 async def next_id(db: UnitOfWork, name: str) -> int:
     """The next integer id for a collection, from a counter document.
 
@@ -130,8 +123,7 @@ async def database_ok(request: Request) -> bool:
 
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request: committed on success and undone on any
-    error, by this function only; others join it with `before_commit` and
-    `after_rollback`.
+    error, by this function only; others join it with `before_commit`.
 
     Used with `scope="function"`, so the commit happens before the response is
     sent: a failed commit becomes a 500, never a success the client trusts.

@@ -3,10 +3,10 @@
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -55,7 +55,6 @@ class UnitOfWork:
         self.hooks_before_commit: list[tuple[Undo, Callable[[], bool]]] = []
         self.hooks_after_rollback: list[Undo] = []
         # The collections, each named once: a misspelt one is an error, not a new collection.
-        self.counters = database["counters"]
 
     def on_rollback(self, undo: Undo) -> None:
         """Register the inverse of a write (needed only without a transaction)."""
@@ -92,20 +91,6 @@ def after_rollback(db: UnitOfWork, hook: Undo) -> None:
     is undone, with or without a transaction (a store outside the database,
     such as Redis, undoes its writes here)."""
     db.hooks_after_rollback.append(hook)
-
-
-async def next_id(db: UnitOfWork, name: str) -> int:
-    """The next integer id for a collection, from a counter document.
-
-    Like a SQL sequence, the counter is outside the transaction: an id
-    taken by a request that fails is skipped, never handed out twice.
-    """
-    counter = await db.counters.find_one_and_update(
-        {"_id": name}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-    )
-    # With upsert and ReturnDocument.AFTER there always is a document.
-    value: int = cast(Document, counter)["value"]
-    return value
 
 
 def get_mongo(request: Request) -> Mongo:

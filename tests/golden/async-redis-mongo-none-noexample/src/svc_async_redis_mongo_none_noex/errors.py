@@ -31,7 +31,7 @@ async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     """422 naming what is wrong and where, without the submitted values: they
-    may be secrets (a password), or not encodable as JSON (NaN, Infinity, an
+    may be secrets, or not encodable as JSON (NaN, Infinity, an
     unpaired surrogate)."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     detail = [

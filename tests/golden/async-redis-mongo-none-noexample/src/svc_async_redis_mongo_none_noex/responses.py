@@ -15,12 +15,9 @@ class Error(BaseModel):
 
 DESCRIPTIONS = {
     400: "The request body could not be read (not UTF-8)",
-    401: "Not authenticated, or the credentials are wrong",
-    403: "Refused: a cross-site request, a missing CSRF token, or a wrong password",
+    403: "Refused: a cross-site request",
     404: "Not found",
-    409: "Conflicts with the stored state (taken, out of stock, empty cart)",
     413: "Request body, or the session data it would store, too large",
-    429: "Too many failed logins: retry after `Retry-After` seconds",
     503: "A server the service needs is down: retry later",
 }
 

@@ -11,7 +11,7 @@
   request's, which uvicorn takes from `X-Forwarded-Proto` only from the
   proxies that `--forwarded-allow-ips` trusts.
 - Responses of requests that used the session get `Cache-Control: no-store`,
-  so no shared cache keeps a user's data or a session cookie.
+  so no shared cache keeps a client's data or a session cookie.
 """
 
 from fastapi import HTTPException, Request, status

@@ -25,7 +25,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_db_engine(settings)
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine, settings)
+    app.state.sessionmaker = create_sessionmaker(engine)
     try:
         async with purging_expired_sessions(engine, settings.session_cleanup_interval):
             yield

@@ -96,7 +96,6 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(
     engine: AsyncEngine,
-    settings: Settings,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit, each knowing the
     engine for `read_row`."""
@@ -118,12 +117,6 @@ def before_commit(db: AsyncSession, hook: Hook, needed: Callable[[], bool] = lam
     db.info.setdefault(BEFORE_COMMIT, []).append((hook, needed))
 
 
-def after_rollback(db: AsyncSession, hook: Hook) -> None:
-    """Run `hook` when the request or its commit fails, once the transaction
-    is rolled back (a store outside the database undoes its writes here)."""
-    db.info.setdefault(AFTER_ROLLBACK, []).append(hook)
-
-
 async def read_row(
     db: AsyncSession,
     statement: Executable,
@@ -136,8 +129,8 @@ async def read_row(
     mode: one round trip instead of three (BEGIN, the read, COMMIT) for the
     reads that start most requests.
     """
-    reader: AsyncEngine | None = db.info[READER]
-    if reader is None or db.in_transaction():
+    reader: AsyncEngine = db.info[READER]
+    if db.in_transaction():
         result = await db.execute(statement, params)
         return result.mappings().first()
     # One hop into SQLAlchemy's greenlet for the connect, the read and the
@@ -180,7 +173,7 @@ async def _roll_back(db: AsyncSession) -> None:
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: one transaction, committed on success and
     rolled back on any error, by this function only; others join it with
-    `before_commit` and `after_rollback`.
+    `before_commit`.
 
     Used with `scope="function"`, so the commit happens before the response is
     sent: a failed commit becomes a 500, never a success the client trusts.

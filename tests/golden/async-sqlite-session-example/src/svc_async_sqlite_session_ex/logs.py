@@ -2,8 +2,8 @@
 each with the id of the request it belongs to (`request_id`, also sent back in
 the `X-Request-ID` response header; null outside requests).
 
-Nothing here logs headers, cookies, bodies or tokens; SQL statements are
-logged without their parameters (`db.py`), so no session id or password
+Nothing here logs headers, bodies or tokens; SQL statements are logged
+without their parameters (`db.py`), so no session id or other secret
 reaches a log line.
 """
 

@@ -24,9 +24,10 @@ class Settings(BaseSettings):
     # Serve /docs, /redoc and /openapi.json; unset: everywhere but in prod.
     api_docs: bool | None = None
     database_url: str = DEFAULT_DATABASE_URL
-    # Connections kept per process: one per thread that runs routes (anyio's
-    # 40). Fewer could deadlock: threads waiting for a connection would hold
-    # every thread that the commits returning connections need.
+    # Connections kept per process. Requests wait for one in the event loop
+    # (`db.reserve_connection`) before taking a worker thread, and there are
+    # more threads than connections (`app.lifespan`): a smaller pool queues
+    # requests, it cannot deadlock.
     database_pool_size: int = Field(default=40, gt=0)
     # True when DATABASE_URL names a PgBouncer in transaction pooling mode:
     # no server-side prepared statements then (see `db.create_db_engine`).

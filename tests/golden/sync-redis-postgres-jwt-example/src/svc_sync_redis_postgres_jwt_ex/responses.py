@@ -16,7 +16,7 @@ class Error(BaseModel):
 DESCRIPTIONS = {
     400: "The request body could not be read (not UTF-8)",
     401: "Not authenticated, or the credentials are wrong",
-    403: "Refused: a cross-site request, a missing CSRF token, or a wrong password",
+    403: "Refused: a wrong password",
     404: "Not found",
     409: "Conflicts with the stored state (taken, out of stock, empty cart)",
     413: "Request body, or the session data it would store, too large",

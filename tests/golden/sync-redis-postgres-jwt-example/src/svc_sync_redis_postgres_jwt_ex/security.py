@@ -3,7 +3,7 @@
 - Request bodies over `MAX_BODY_SIZE` bytes get 413, whether declared by
   `Content-Length` or streamed, before a route or the session sees them.
 - Responses of requests that used the session get `Cache-Control: no-store`,
-  so no shared cache keeps a user's data or tokens.
+  so no shared cache keeps a client's data or tokens.
 """
 
 from fastapi import HTTPException, Request
@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # 413 Content Too Large (its `status` name changed between Starlette versions).
 CONTENT_TOO_LARGE = 413
 

@@ -39,19 +39,6 @@ class Increment:
     by: int
 
 
-def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """`data` with `changes` (from `Session.changes()`) applied."""
-    merged = dict(data)
-    for key, value in changes.items():
-        if value is DELETED:
-            merged.pop(key, None)
-        elif isinstance(value, Increment):
-            merged[key] = merged.get(key, 0) + value.by
-        else:
-            merged[key] = value
-    return merged
-
-
 def data_size(data: dict[str, Any]) -> int:
     """Bytes the data takes as stored (compact JSON)."""
     return len(json.dumps(data, separators=(",", ":")).encode())
@@ -115,10 +102,6 @@ class Session(MutableMapping[str, Any]):
             self.data = dict(state.data)
             self.user_id = state.user_id
             self.csrf_token = state.csrf_token
-
-    @property
-    def is_new(self) -> bool:
-        return self.state is None
 
     @property
     def handle(self) -> str | None:

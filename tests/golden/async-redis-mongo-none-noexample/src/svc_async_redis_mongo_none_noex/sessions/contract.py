@@ -31,9 +31,5 @@ class Store(Protocol):
         as stored at this moment, atomically: concurrent requests lose nothing.
         A session deleted meanwhile stays deleted."""
 
-    async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
-        """Remove the data keys starting with `prefix` and return them,
-        atomically: of concurrent takes, one gets the keys."""
-
     async def delete(self, session_id: str) -> None:
         """Remove the session (logout)."""

@@ -21,7 +21,7 @@ from .session import (
 
 def request_store(request: Request) -> SessionStore:
     """The request's one session store, made on first use and shared by
-    `get_session`, `get_current_user` and the routes (it journals the writes to undo).
+    `get_session` (it journals the writes to undo).
 
     They call this directly rather than through `Depends(get_store)`: every
     dependency FastAPI solves costs each request CPU time."""
@@ -32,16 +32,6 @@ def request_store(request: Request) -> SessionStore:
         store = SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
         request.state.session_store = store
     return store
-
-
-# The store makes no call when created: `async`, so FastAPI runs it in the
-# event loop, not in a worker thread.
-async def get_store(request: Request) -> SessionStore:
-    """This request's view of the Redis session store."""
-    return request_store(request)
-
-
-SessionStoreDep = Annotated[SessionStore, Depends(get_store, scope="function")]
 
 
 def request_session(request: Request) -> Session:
@@ -147,18 +137,6 @@ async def save_session(
         }
         # Only what this request changed: a concurrent request's changes stay.
         await store.update(old.id, fields, session.changes())
-
-
-async def claim(session: Session, store: Store, prefix: str) -> dict[str, Any]:
-    """Take the session's data keys starting with `prefix`, as stored now,
-    out of the session: of concurrent requests claiming them (a double-
-    submitted order), one gets them and the others get nothing. If the
-    request fails, they are put back."""
-    if session.state is None:
-        return {}
-    taken = await store.take(session.state.id, prefix)
-    session.forget([key for key in session.data if key.startswith(prefix)])
-    return taken
 
 
 CurrentSession = Annotated[Session, Depends(get_session, scope="function")]

@@ -5,9 +5,7 @@ Keys, under the `REDIS_PREFIX` namespace:
 
 The braces are Redis Cluster hash tags: on a cluster, the slot of a key is
 the hash of its tag alone. Every transaction and WATCH here involves one key
-only; what spans keys of different slots (a session and its user's index,
-the sessions of one user) goes in plain pipelines, which a cluster client
-splits by node. The same code runs on one server, a Sentinel-managed master
+only. The same code runs on one server, a Sentinel-managed master
 or a Cluster: `create_redis` picks the client from `REDIS_URL`.
 
 Redis is not part of the database transaction, so every write is journaled
@@ -185,10 +183,6 @@ def _dump(state: SessionState) -> str:
     return json.dumps(asdict(state), separators=(",", ":"))
 
 
-def _text(value: str | bytes) -> str:
-    return value if isinstance(value, str) else value.decode()
-
-
 def _load(raw: str | bytes | None, now: float) -> SessionState | None:
     if raw is None:
         return None
@@ -310,20 +304,6 @@ class SessionStore:
         # WATCH the key, merge, MULTI/EXEC; run again if the key changed meanwhile.
         # (redis.asyncio.cluster types `transaction`'s callable as a coroutine.)
         await cast(Any, self.redis).transaction(merge, key)
-        return taken
-
-    async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
-        """Remove the data keys starting with `prefix` from the session as
-        stored now, and return them: of concurrent takes, one gets them."""
-        taken = await self._merge(session_id, {}, {}, take=prefix)
-        if taken:
-            # Undone as increments where they are numbers, so that what
-            # concurrent requests added meanwhile stays.
-            restore = {
-                key: Increment(value) if isinstance(value, int) else value
-                for key, value in taken.items()
-            }
-            self.journal.append(lambda: self._merge(session_id, {}, restore))
         return taken
 
     async def delete(self, session_id: str) -> None:

@@ -3,7 +3,7 @@
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -111,10 +111,6 @@ class Session(MutableMapping[str, Any]):
             self.data = dict(state.data)
 
     @property
-    def is_new(self) -> bool:
-        return self.state is None
-
-    @property
     def handle(self) -> str | None:
         """The public name of the session (never its secret id)."""
         if self.next_handle is not None:
@@ -164,14 +160,6 @@ class Session(MutableMapping[str, Any]):
         self.changed.add(key)
         self.modified = True
         return value
-
-    def forget(self, keys: Iterable[str]) -> None:
-        """Drop `keys` from this request's view without changing the store
-        (they were already removed there, see `sessions.deps.claim`)."""
-        for key in keys:
-            self.data.pop(key, None)
-            self.changed.discard(key)
-            self.deltas.pop(key, None)
 
     def changes(self) -> dict[str, Any]:
         """The keys this request changed: set (with their values), deleted

@@ -117,10 +117,6 @@ class Session(MutableMapping[str, Any]):
             self.csrf_token = state.csrf_token
 
     @property
-    def is_new(self) -> bool:
-        return self.state is None
-
-    @property
     def handle(self) -> str | None:
         """The public name of the session (never its secret id)."""
         if self.next_handle is not None:

@@ -84,8 +84,9 @@ class SessionStore:
         changes: dict[str, Any],
     ) -> None:
         """Set `fields` (columns), and merge `changes` (see `Session.changes`)
-        onto the data as stored now, read under a row lock until the commit:
-        a concurrent request's changes to other keys are kept. A session
+        onto the data as stored now, read under the database write lock
+        (BEGIN IMMEDIATE) until the commit: a concurrent request's changes to
+        other keys are kept. A session
         deleted meanwhile (logged out) stays deleted."""
         values = dict(fields)
         if changes:
@@ -100,7 +101,7 @@ class SessionStore:
 
     async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
         """Remove the data keys starting with `prefix` from the session as
-        stored now, and return them. The row stays locked until the commit, so
+        stored now, and return them. The write lock holds until the commit, so
         of concurrent takes one gets the keys and the others find them gone."""
         result = await self.db.execute(
             select(_table.c.data).where(_table.c.id == session_id).with_for_update()

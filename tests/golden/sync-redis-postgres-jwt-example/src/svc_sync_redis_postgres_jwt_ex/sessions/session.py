@@ -107,10 +107,6 @@ class Session(MutableMapping[str, Any]):
             self.refresh_hash = state.refresh_hash
 
     @property
-    def is_new(self) -> bool:
-        return self.state is None
-
-    @property
     def handle(self) -> str | None:
         """The public name of the session (never its secret id)."""
         if self.next_handle is not None:
@@ -141,7 +137,7 @@ class Session(MutableMapping[str, Any]):
         return self.next_token, self.next_handle
 
     def destroy(self) -> None:
-        """Delete the session from the store and expire the client's cookie."""
+        """Delete the session from the store."""
         self.destroyed = True
         self.data = {}
         self.user_id = None
