@@ -1,7 +1,10 @@
+import logging
 from urllib.parse import urlsplit
 
 import pytest
 from httpx import AsyncClient
+
+from svc_async_redis_mongo_none_noex.sessions.deps import CurrentSession
 
 from .conftest import AppFactory, ClientFactory
 from .fake_mongo import fake_mongo_server
@@ -37,3 +40,29 @@ async def test_health_reports_an_unreachable_database_and_recovers(
     # Back on the same port: the driver reconnects by itself.
     with fake_mongo_server(urlsplit(url).port or 0):
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_redis_index_out_of_range_is_503(
+    make_app: AppFactory,
+    make_client: ClientFactory,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = await make_app(redis_url=urlsplit(redis_url)._replace(path="/99").geturl())
+
+    @app.post("/test/session")
+    async def write(session: CurrentSession) -> dict[str, str]:
+        session["colour"] = "blue"
+        return {}
+
+    client = await make_client(app, raise_app_exceptions=False)
+    health = await client.get("/health")
+    assert health.status_code == 503
+    assert health.json() == {"status": "unavailable", "database": "ok", "sessions": "unavailable"}
+    caplog.clear()
+    response = await client.post("/test/session")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Session store unavailable"}
+    # One line says why, without a traceback.
+    [line] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert line.exc_info is None

@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,14 @@ async def test_health_ok(client: AsyncClient) -> None:
 
 
 async def test_health_reports_an_unreachable_database(
-    make_app: AppFactory, make_client: ClientFactory, tmp_path: Path
+    make_app: AppFactory,
+    make_client: ClientFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     missing = tmp_path / "no such directory" / "app.db"
     app = await make_app(database_url=f"sqlite:///{missing}")
-    client = await make_client(app)
+    client = await make_client(app, raise_app_exceptions=False)
     response = await client.get("/health")
     assert response.status_code == 503
     assert response.json()["database"] == "unavailable"
@@ -32,7 +36,11 @@ async def test_health_reports_an_unreachable_database(
     # The process itself is fine: a liveness probe must not restart it.
     assert (await client.get("/health/live")).status_code == 200
     # A route that needs the database answers 503 JSON, not a 500.
+    caplog.clear()
     body = {"email": "nobody@example.com", "password": "correct horse"}
     response = await client.post("/auth/register", json=body)
     assert response.status_code == 503
     assert response.json() == {"detail": "Database unavailable"}
+    # One line says why, without a traceback.
+    [line] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert line.exc_info is None

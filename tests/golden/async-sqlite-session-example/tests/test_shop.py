@@ -209,9 +209,22 @@ async def test_a_cart_line_is_capped(shopper: AsyncClient) -> None:
     product_id = await add_product(shopper, stock=5000)
     await add_to_cart(shopper, product_id, 600)
     response = await shopper.post("/cart/items", json={"product_id": product_id, "quantity": 600})
-    assert response.status_code == 409
+    assert response.status_code == 422
     assert (await shopper.get("/cart")).json()["items"] == [
         {"product_id": product_id, "quantity": 600}
+    ]
+
+
+async def test_parallel_adds_cannot_pass_the_line_cap(shopper: AsyncClient) -> None:
+    """The cap is checked in the change that adds to the line, against the
+    quantity stored then: of ten parallel adds of 200 onto 1, four fit."""
+    product_id = await add_product(shopper, stock=5000)
+    await add_to_cart(shopper, product_id, 1)
+    item = {"product_id": product_id, "quantity": 200}
+    responses = await asyncio.gather(*(shopper.post("/cart/items", json=item) for _ in range(10)))
+    assert sorted(response.status_code for response in responses) == [200] * 4 + [422] * 6
+    assert (await shopper.get("/cart")).json()["items"] == [
+        {"product_id": product_id, "quantity": 801}
     ]
 
 

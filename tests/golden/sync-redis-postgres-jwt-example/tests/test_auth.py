@@ -69,7 +69,9 @@ async def test_token_returns_a_bearer_pair(client: AsyncClient) -> None:
 
 async def test_wrong_password_and_unknown_email_look_the_same(client: AsyncClient) -> None:
     await register(client, "ada@example.com")
-    wrong = await client.post("/auth/token", data={"username": "ada@example.com", "password": "x"})
+    wrong = await client.post(
+        "/auth/token", data={"username": "ada@example.com", "password": "x" * 9}
+    )
     unknown = await client.post(
         "/auth/token", data={"username": "bob@example.com", "password": PASSWORD}
     )

@@ -42,3 +42,22 @@ async def test_an_unencodable_refresh_token_is_422(client: AsyncClient) -> None:
         "/auth/refresh", content=raw, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"username": "ada\x00@example.com", "password": "correct horse"},
+        {"username": "ada@example.com\x00", "password": "correct horse"},
+        {"username": "not an email", "password": "correct horse"},
+        {"username": "a" * 1025 + "@example.com", "password": "correct horse"},
+        {"username": "ada@example.com", "password": "correct \x00 horse"},
+        {"username": "ada@example.com", "password": "x" * 1025},
+    ],
+)
+async def test_the_token_form_is_validated_like_the_json_login(
+    client: AsyncClient, form: dict[str, str]
+) -> None:
+    response = await client.post("/auth/token", data=form)
+    assert response.status_code == 422, response.text
+    assert all("input" not in error for error in response.json()["detail"])

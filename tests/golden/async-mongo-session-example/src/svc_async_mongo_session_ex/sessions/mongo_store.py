@@ -27,7 +27,7 @@ from typing import Any, cast
 from pymongo import ReturnDocument
 
 from ..db import UnitOfWork
-from .session import DELETED, Increment, SessionState
+from .session import DELETED, Increment, LimitExceeded, SessionState
 
 
 def session_document(state: SessionState) -> dict[str, Any]:
@@ -82,18 +82,25 @@ class SessionStore:
         if "expires_at" in fields:
             values["expires"] = _date(fields["expires_at"])
         update: dict[str, Any] = {"$set": values}
+        query: dict[str, Any] = {"_id": session_id}
+        limits: list[int] = []
         for key, value in changes.items():
             if value is DELETED:
                 update.setdefault("$unset", {})[f"data.{key}"] = ""
             elif isinstance(value, Increment):
                 update.setdefault("$inc", {})[f"data.{key}"] = value.by
+                if value.limit is not None:
+                    # Applied only while the sum stays within the limit.
+                    query[f"data.{key}"] = {"$not": {"$gt": value.limit - value.by}}
+                    limits.append(value.limit)
             else:
                 values[f"data.{key}"] = value
-        previous = await self.sessions.find_one_and_update(
-            {"_id": session_id}, update, session=self.db.txn
-        )
+        previous = await self.sessions.find_one_and_update(query, update, session=self.db.txn)
         if previous is not None:
             self.db.on_rollback(partial(self.sessions.replace_one, {"_id": session_id}, previous))
+        elif limits and await self.sessions.find_one({"_id": session_id}, session=self.db.txn):
+            # Not applied, yet the session is there: a limit would be passed.
+            raise LimitExceeded(min(limits))
 
     async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
         """Remove the data keys starting with `prefix` from the session as

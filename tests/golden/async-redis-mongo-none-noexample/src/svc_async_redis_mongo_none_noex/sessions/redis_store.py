@@ -294,8 +294,9 @@ class SessionStore:
             taken.clear()
             state = _load(await pipe.get(key), 0)
             if state is not None:
-                cast(Any, pipe).multi()  # untyped in redis.asyncio
+                # Before MULTI: a `LimitExceeded` here leaves nothing queued.
                 data = apply_changes(state.data, changes)
+                cast(Any, pipe).multi()  # untyped in redis.asyncio
                 if take is not None:
                     taken.update((k, v) for k, v in data.items() if k.startswith(take))
                     data = {k: v for k, v in data.items() if k not in taken}

@@ -75,13 +75,9 @@ async def add_to_cart(
 ) -> Cart:
     if await repository.get_product(db, item.product_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Product not found")
-    key = f"{CART_KEY}{item.product_id}"
-    if session.get(key, 0) + item.quantity > MAX_QUANTITY:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"At most {MAX_QUANTITY} of one product per cart"
-        )
-    # Saved as a delta: parallel adds of one product all count.
-    session.increment(key, item.quantity)
+    # Saved as a delta: parallel adds of one product all count, and the
+    # line's limit is checked against the quantity stored then (422 past it).
+    session.increment(f"{CART_KEY}{item.product_id}", item.quantity, limit=MAX_QUANTITY)
     return read_cart(session)
 
 

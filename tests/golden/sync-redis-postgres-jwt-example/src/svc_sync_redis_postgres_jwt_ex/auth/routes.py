@@ -5,9 +5,8 @@ import hmac
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Form, status
 from fastapi.responses import JSONResponse
-from fastapi.security import OAuth2PasswordRequestForm
 
 from ..config import Settings, SettingsDep
 from ..db import DbSession
@@ -22,6 +21,7 @@ from .passwords import verify_password
 from .schemas import (
     PasswordChange,
     RefreshIn,
+    TokenForm,
     TokenPair,
 )
 from .tokens import (
@@ -62,7 +62,7 @@ def issue_tokens(session: Session, user_id: int, sid: str, settings: Settings) -
 
 @router.post("/token", response_model=TokenPair)
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[TokenForm, Form()],
     db: DbSession,
     session: CurrentSession,
     settings: SettingsDep,

@@ -23,6 +23,15 @@ class UserOut(BaseModel):
     email: str
 
 
+class TokenForm(BaseModel):
+    """The OAuth2 password form, held to the rules of `Credentials`:
+    `username` is the email."""
+
+    grant_type: Literal["password"] | None = None
+    username: EmailStr
+    password: Text = Field(min_length=8, max_length=1024)
+
+
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str

@@ -337,8 +337,9 @@ class SessionStore:
             taken.clear()
             state = _load(pipe.get(key), 0)
             if state is not None:
-                pipe.multi()
+                # Before MULTI: a `LimitExceeded` here leaves nothing queued.
                 data = apply_changes(state.data, changes)
+                pipe.multi()
                 if take is not None:
                     taken.update((k, v) for k, v in data.items() if k.startswith(take))
                     data = {k: v for k, v in data.items() if k not in taken}

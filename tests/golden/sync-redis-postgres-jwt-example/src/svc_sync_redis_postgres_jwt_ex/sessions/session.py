@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import HTTPException
+
 
 @dataclass
 class SessionState:
@@ -35,9 +37,20 @@ DELETED: Any = object()
 class Increment:
     """A change that adds `by` to a key's number as stored at save time (a
     missing key counts as 0), in `Session.changes()`: concurrent increments
-    of one key all count."""
+    of one key all count; refused (`LimitExceeded`) when it would take the
+    number past `limit`."""
 
     by: int
+    limit: int | None = None
+
+
+class LimitExceeded(HTTPException):
+    """422: an increment would take a key past its limit. Nothing of the
+    request's session changes is saved."""
+
+    def __init__(self, limit: int) -> None:
+        # 422 (its `status` name changed between Starlette versions).
+        super().__init__(422, f"At most {limit} allowed")
 
 
 def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +61,8 @@ def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
             merged.pop(key, None)
         elif isinstance(value, Increment):
             merged[key] = merged.get(key, 0) + value.by
+            if value.limit is not None and merged[key] > value.limit:
+                raise LimitExceeded(value.limit)
         else:
             merged[key] = value
     return merged
@@ -94,8 +109,10 @@ class Session(MutableMapping[str, Any]):
         # the data as stored then, so concurrent requests that change other
         # keys of the same session keep their changes.
         self.changed: set[str] = set()
-        # Of those, the keys changed only by `increment()`, with their sum.
+        # Of those, the keys changed only by `increment()`, with their sum,
+        # and the limits given there.
         self.deltas: dict[str, int] = {}
+        self.limits: dict[str, int] = {}
         self.destroyed = False
 
     def attach(self, state: SessionState | None) -> None:
@@ -157,11 +174,19 @@ class Session(MutableMapping[str, Any]):
         self.deltas.pop(key, None)
         self.modified = True
 
-    def increment(self, key: str, by: int = 1) -> int:
+    def increment(self, key: str, by: int = 1, limit: int | None = None) -> int:
         """Add `by` to the number under `key` (0 when missing); returns the new
         value as this request sees it. Saved as a delta, applied to the value
-        as stored at save time: parallel requests' increments all count."""
+        as stored at save time: parallel requests' increments all count.
+
+        With a `limit`, `LimitExceeded` is raised here when the value this
+        request sees would pass it, and by the save when the value stored
+        then would: parallel increments cannot pass it either."""
         value: int = self.data.get(key, 0) + by
+        if limit is not None:
+            if value > limit:
+                raise LimitExceeded(limit)
+            self.limits[key] = limit
         self.data[key] = value
         if key not in self.changed or key in self.deltas:
             self.deltas[key] = self.deltas.get(key, 0) + by
@@ -181,7 +206,9 @@ class Session(MutableMapping[str, Any]):
         """The keys this request changed: set (with their values), deleted
         (`DELETED`) or incremented (`Increment`)."""
         return {
-            key: Increment(self.deltas[key]) if key in self.deltas else self.data.get(key, DELETED)
+            key: Increment(self.deltas[key], self.limits.get(key))
+            if key in self.deltas
+            else self.data.get(key, DELETED)
             for key in self.changed
         }
 
