@@ -12,6 +12,7 @@ IGNORED_NAMES: dict[str, str] = {
     # Frameworks and protocols.
     "cls": "first argument of pydantic's @field_validator/@model_validator classmethods",
     "model_config": "pydantic / pydantic-settings read it from the class",
+    "grant_type": "OAuth2 password form field (jwt): validated by pydantic, never read",
     "metadata": "SQLAlchemy's declarative base reads it (naming convention; Alembic)",
     "isolation_level": "set on the sqlite3 DBAPI connection, which reads it",
     "total_tokens": "set on anyio's thread limiter, which reads it",

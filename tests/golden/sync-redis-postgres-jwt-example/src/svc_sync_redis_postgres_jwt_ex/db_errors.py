@@ -9,7 +9,7 @@ from .errors import internal_error, server_unavailable
 database_unavailable = server_unavailable("Database unavailable")
 # SQLSTATEs of a lost connection (class 08), of a server out of resources
 # (53: too many connections, memory, disk) and of one shutting down or starting
-# up (57P01-57P03), and of a misconfigured connection: a wrong user or password
+# up (57P01-57P03), and of a misconfigured connection: wrong credentials
 # (28) or a database that does not exist (3D000). psycopg raises
 # OperationalError for them; asyncpg does not.
 UNAVAILABLE_SQLSTATES = ("08", "28", "3D000", "53", "57P")
