@@ -1,8 +1,8 @@
 """A project made by an earlier release of sessionforge updates to this checkout.
 
-sessionforge is installed from a commit of this repository's own history (the tree of that
-commit, built into a wheel as a user would have installed it), generates a PostgreSQL
-project, which migrates a real database and gets a user; the user edits and commits the
+sessionforge is installed from a commit of this repository's own history (a clone with
+that commit checked out, built into a wheel as a user would have installed it), generates a
+PostgreSQL project, which migrates a real database and gets a user; the user edits and commits the
 project; the environment of that sessionforge is removed. Then this checkout's
 `sessionforge update` merges, and the result must equal a fresh render of this checkout
 with the same answers plus the user's edits; the database migrates again (`alembic
@@ -14,12 +14,10 @@ release before this checkout's HEAD when it is another commit.
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ from tests.support.wheels import _clean_env, _run, build_wheel, install_wheel
 
 REPO = Path(__file__).resolve().parent.parent
 COMBO = Combo("async", "postgres", "postgres", "session", True)
-USER_LINE = "\nOur own notes on running this service.\n"
+USER_LINE = '"""Our tests: the template\'s, and ours."""\n'
 USER_MODULE = '"""Added by the user."""\n\nANSWER = 42\n'
 
 
@@ -53,14 +51,11 @@ def earlier_releases() -> list[str]:
     return commits
 
 
-def export_commit(sha: str, dest: Path) -> Path:
-    """The tree of commit *sha*, as a source directory (git archive: no .git)."""
-    data = subprocess.run(
-        ["git", "archive", "--format=tar", sha], cwd=REPO, capture_output=True, check=True
-    ).stdout
-    dest.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        archive.extractall(dest, filter="data")
+def checkout_commit(sha: str, dest: Path) -> Path:
+    """A clone of this repository with commit *sha* checked out, as a user who installs
+    that release from a checkout has it (its wheel build reads the history up to it)."""
+    git(dest.parent, "clone", "--quiet", "--no-checkout", str(REPO), str(dest))
+    git(dest, "checkout", "--quiet", "--detach", sha)
     return dest
 
 
@@ -78,7 +73,7 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
     work.mkdir()
 
     # The earlier sessionforge, installed from a wheel of that commit.
-    source = export_commit(sha, tmp_path / "old-source")
+    source = checkout_commit(sha, tmp_path / "old-source")
     wheel = build_wheel(source, tmp_path / "dist-old", env)
     old = install_wheel(wheel, tmp_path / "venv-old", env)
     flags = ["--defaults", "--mode", COMBO.mode, "--backend", COMBO.backend, "--auth", COMBO.auth]
@@ -117,8 +112,9 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
         probe(register=["early@example.com"], login=["early@example.com"], product="early")
 
         # The user's edits, committed; then the earlier installation goes away.
-        with (project / "README.md").open("a", encoding="utf-8") as readme:
-            readme.write(USER_LINE)
+        # Where the template does not change: an edit next to a template change would
+        # rightly conflict (README.md did, between 0.1.0 and 0.3.0).
+        (project / "tests" / "__init__.py").write_text(USER_LINE, encoding="utf-8")
         (project / "src" / "svc" / "extra.py").write_text(USER_MODULE, encoding="utf-8")
         commit_all(project, "user edits")
         subprocess.run(["rm", "-rf", str(tmp_path / "venv-old")], check=True)
@@ -169,10 +165,10 @@ def test_a_project_of_an_earlier_release_updates_to_this_checkout(
         assert tree(project) - added == tree(fresh) | chain
         # With an answer changed, the chain and the answers file record the project's past.
         past = {"migrations/versions/0001_initial.py", ".copier-answers.yml"} if change else set()
-        for file in sorted(tree(fresh) - {"README.md", ".env"} - past):
+        for file in sorted(tree(fresh) - {"tests/__init__.py", ".env"} - past):
             assert (project / file).read_bytes() == (fresh / file).read_bytes(), file
-        readme = (project / "README.md").read_text(encoding="utf-8")
-        assert readme == (fresh / "README.md").read_text(encoding="utf-8") + USER_LINE
+        assert (fresh / "tests" / "__init__.py").read_text(encoding="utf-8") == ""
+        assert (project / "tests" / "__init__.py").read_text(encoding="utf-8") == USER_LINE
         assert (project / "src" / "svc" / "extra.py").read_text() == USER_MODULE
 
         # The database follows, with its user and data; then the project's own tests.
