@@ -41,11 +41,13 @@ USER_MODULE = '"""Added by the user."""\n\nANSWER = 42\n'
 
 
 def earlier_releases() -> list[str]:
-    """The commits to update from: 0.1.0's, and the last release before HEAD."""
+    """The commits to update from: 0.1.0's, and the last release before this template."""
     commits = [ANCHOR[1]]
     entries = template_commits(REPO)
-    head = git(REPO, "rev-parse", "HEAD").strip()
-    releases = [e.sha for e in entries if "-" not in e.name and e.sha != head]
+    # The template this checkout renders is its last template version, not HEAD itself
+    # (a commit that changes only tests renders the same template as the one before).
+    current = entries[-1].sha
+    releases = [e.sha for e in entries if "-" not in e.name and e.sha != current]
     if releases and releases[-1] not in commits:
         commits.append(releases[-1])
     return commits
