@@ -198,12 +198,12 @@ _HEADING = re.compile(r"^## \[?v?(?P<version>[0-9][^\]\s]*)\]?", re.MULTILINE)
 
 
 def changelog_path() -> Path | None:
-    """CHANGELOG.md: beside the packaged template, or at the root of a checkout."""
-    root = template_root()
-    for candidate in (root.parent / "CHANGELOG.md", root / "CHANGELOG.md"):
-        if candidate.is_file():
-            return candidate
-    return None
+    """CHANGELOG.md beside copier.yml: the wheel packages it there, a checkout has it there.
+
+    Never the folder above: that is not ours in a checkout.
+    """
+    path = template_root() / "CHANGELOG.md"
+    return path if path.is_file() else None
 
 
 def changelog_sections(text: str, after: Version | None, upto: Version | None) -> list[str]:
