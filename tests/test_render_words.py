@@ -91,7 +91,7 @@ ALLOWED = (
     ),
     Allowed(
         "auth none",
-        r"^(README\.md|src/PKG/database_url\.py|src/PKG/sessions/redis_store\.py)$",
+        r"^(README\.md|src/PKG/database_url\.py|src/PKG/sessions/redis_client\.py)$",
         r"user\]?:password@|\bpassword(=|\b.*(masked|included))|wrong password, no such database"
         r"|\b(username|password)\b.*(partition|unquote|target\.password|str \| None)",
         "the password (and user) of a database or Redis URL",

@@ -34,6 +34,8 @@ IGNORED_NAMES: dict[str, str] = {
     "token_type": "jwt token response model field (OAuth2)",
     "expires_in": "jwt token response model field (OAuth2)",
     "current": "auth session-list response model field",
+    # The unit of work's API (db.py): routes join it with these hooks.
+    "after_rollback": "unit-of-work hook for writes outside the database (a Redis store uses it)",
     # The session's API for the project's own routes (sessions/session.py).
     "increment": "Session API for the project's routes (a counter in the session)",
     "cycle_id": "Session API: a new id after a privilege change (auth routes use it)",
