@@ -47,9 +47,11 @@ MODULE_DISTRIBUTIONS = {
     "pytest": "pytest",
     "pythonjsonlogger": "python-json-logger",
     "redis": "redis",
+    "secure": "secure",
     "sqlalchemy": "sqlalchemy",
     "starlette": "starlette",
     "uvicorn": "uvicorn",
+    "zxcvbn": "zxcvbn",
 }
 SHIP_TIMEOUT = 120
 
