@@ -50,6 +50,7 @@ MODULE_DISTRIBUTIONS = {
     "sqlalchemy": "sqlalchemy",
     "starlette": "starlette",
     "uvicorn": "uvicorn",
+    "granian": "granian",
 }
 SHIP_TIMEOUT = 120
 
