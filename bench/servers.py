@@ -11,6 +11,7 @@ candidate, this prints:
 - requests/s of a keep-alive GET loop (bench/loadgen.py), and the ratio to the first;
 - the answer to a request with 32 KiB of headers (the status line, or "closed");
 - how long a client trickling one header line a second is kept (capped at TRICKLE_CAP s);
+- how long an idle keep-alive connection is kept after a response (capped);
 - whether a new client is served while 480 idle connections each hold a half-sent request,
   and in how long;
 - the seconds after which those 480 half-sent connections are closed (capped).
@@ -194,6 +195,22 @@ def trickle(port: int) -> float:
     return TRICKLE_CAP
 
 
+def idle_keep_alive(port: int) -> float:
+    """Seconds an idle keep-alive connection is kept after a response (capped)."""
+    with connect(port) as sock:
+        sock.sendall(build_request("GET", "/health/live"))
+        sock.recv(65536)
+        started = time.monotonic()
+        sock.settimeout(HALF_OPEN_CAP)
+        try:
+            sock.recv(4096)
+        except TimeoutError:
+            return HALF_OPEN_CAP
+        except OSError:
+            pass
+        return time.monotonic() - started
+
+
 def half_open(port: int) -> dict[str, Any]:
     """HALF_OPEN connections each holding a half-sent request; then one new client."""
     socks: list[socket.socket] = []
@@ -280,6 +297,7 @@ def measure(name: str, python: str, duration: float, connections: int) -> dict[s
         log(f"{name}: limits")
         figures = {"requests_per_s": round(rps), "32KiB_headers": big_header(port)}
         figures["trickle_kept_s"] = round(trickle(port), 1)
+        figures["idle_keep_alive_kept_s"] = round(idle_keep_alive(port), 1)
         figures |= half_open(port)
         return figures
     finally:
@@ -308,8 +326,10 @@ def main() -> None:
         for name in args.only or CANDIDATES
     }
     first = next(iter(results.values()))["requests_per_s"]
-    print(f"limits asked: headers {HEADER_LIMIT} B, header deadline {DEADLINE} s, "
-          f"keep-alive {KEEP_ALIVE} s; load: {args.connections} connections, {args.duration} s")
+    print(
+        f"limits asked: headers {HEADER_LIMIT} B, header deadline {DEADLINE} s, "
+        f"keep-alive {KEEP_ALIVE} s; load: {args.connections} connections, {args.duration} s"
+    )
     for name, figures in results.items():
         figures["ratio_to_first"] = round(figures["requests_per_s"] / first, 2)
         print(f"{name}: " + json.dumps(figures))
