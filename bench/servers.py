@@ -92,7 +92,7 @@ def serve(name: str, port: int) -> None:
         config.keep_alive_timeout = KEEP_ALIVE
         config.include_server_header = False
         config.loglevel = "WARNING"
-        asyncio.run(hypercorn_serve(make_app(), config))  # type: ignore[arg-type]
+        asyncio.run(hypercorn_serve(make_app(), config))
     elif name == "granian":
         from granian.constants import HTTPModes, Interfaces
         from granian.http import HTTP1Settings
@@ -115,8 +115,10 @@ def serve(name: str, port: int) -> None:
         raise SystemExit(f"unknown server {name}")
 
 
+app: Any  # `bench.servers:app`: built on first use, by the server process only
+
+
 def __getattr__(name: str) -> Any:
-    # `bench.servers:app`, built on first import by the server process only.
     if name == "app":
         global app
         app = make_app()
