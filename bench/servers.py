@@ -201,7 +201,12 @@ def idle_keep_alive(port: int) -> float:
     """Seconds an idle keep-alive connection is kept after a response (capped)."""
     with connect(port) as sock:
         sock.sendall(build_request("GET", "/health/live"))
-        sock.recv(65536)
+        received = b""
+        while not received.endswith(b'{"status":"ok"}'):  # the whole response
+            chunk = sock.recv(65536)
+            if not chunk:
+                return 0.0
+            received += chunk
         started = time.monotonic()
         sock.settimeout(HALF_OPEN_CAP)
         try:
