@@ -339,9 +339,12 @@ def test_image_builds_and_serves(base_image: str, tmp_path: Path, answers: dict[
                 container,
                 *flags,
                 "--env",
-                f"UVICORN_PORT={port}",
+                f"PORT={port}",
                 "--env",
                 "WEB_CONCURRENCY=2",
+                # The test's requests come from 127.0.0.1: the proxy, here.
+                "--env",
+                "FORWARDED_ALLOW_IPS=127.0.0.1",
                 image,
                 timeout=120,
             )
@@ -360,7 +363,7 @@ def test_image_builds_and_serves(base_image: str, tmp_path: Path, answers: dict[
             assert status == 200, f"/health never answered 200 ({status}):\n{logs()}"
             assert body == {"status": "ok", "database": "ok", "sessions": "ok"}
 
-            # Behind a TLS proxy (--proxy-headers): the app sees https.
+            # Behind a TLS proxy (FORWARDED_ALLOW_IPS): the app sees https.
             proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
             creds = {"email": f"{package}@example.com", "password": "correct horse battery"}
             status, body, _ = _post_json(f"{base}/auth/register", creds, proxy)

@@ -52,6 +52,7 @@ MODULE_DISTRIBUTIONS = {
     "starlette": "starlette",
     "uvicorn": "uvicorn",
     "zxcvbn": "zxcvbn",
+    "granian": "granian",
 }
 SHIP_TIMEOUT = 120
 
@@ -145,8 +146,12 @@ def dockerfile_problems(project: Path, combo: Combo) -> list[str]:
     source = [i for i in copies if lines[i].split()[1] == "src"]
     if not deps or not source or deps[0] > source[0]:
         problems.append("Dockerfile: pyproject.toml is not copied (and installed) before src/")
-    if "--proxy-headers" not in text or "WEB_CONCURRENCY" not in text:
-        problems.append("Dockerfile: uvicorn without --proxy-headers or WEB_CONCURRENCY")
+    (package,) = [path.name for path in (project / "src").iterdir() if path.is_dir()]
+    commands = [line for line in lines if line.startswith("CMD ")]
+    if commands[-1:] != [f'CMD ["python", "-m", "{package}"]'] or "WEB_CONCURRENCY" not in text:
+        problems.append(f"Dockerfile: {commands} is not `python -m {package}`, or no WEB_CONCURRENCY")
+    if "FORWARDED_ALLOW_IPS=" in text:
+        problems.append("Dockerfile: sets FORWARDED_ALLOW_IPS (anyone could forge X-Forwarded-For)")
     has_migrations = "COPY migrations" in text and "alembic upgrade head" in text
     if has_migrations != (combo.database in SQL_DATABASES):
         problems.append(f"Dockerfile: migrations copied and documented: {has_migrations}")

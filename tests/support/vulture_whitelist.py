@@ -27,6 +27,7 @@ IGNORED_NAMES: dict[str, str] = {
     "session_app": "pytest fixture requested for its effect (an app with a session route)",
     "mongodb_url": "pydantic-settings field of the generated tests' settings",
     "redis_url": "pydantic-settings field of the generated tests' settings",
+    "proxied_app": "Granian's app factory, named by a string in __main__.py",
     # Response models: FastAPI serialises every field.
     "price_cents": "shop response model field",
     "stock": "shop response model field",
