@@ -34,6 +34,7 @@ MODULE_DISTRIBUTIONS = {
     "asyncmy": "asyncmy",
     "asyncpg": "asyncpg",
     "bson": "pymongo",
+    "confusable_homoglyphs": "confusable-homoglyphs",
     "fastapi": "fastapi",
     "httpx": "httpx",
     "jwt": "pyjwt",
