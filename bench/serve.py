@@ -52,7 +52,7 @@ def _in_transaction(dbapi: Any, record: Any) -> bool:
     if isinstance(server_status, int):
         # MySQL drivers (asyncmy, PyMySQL) keep the server's status flags; the
         # generated MySQL engines roll back on return only while
-        # SERVER_STATUS_IN_TRANS (1) is set (`db._on_reset`).
+        # SERVER_STATUS_IN_TRANS (1) is set (`engine._on_reset`).
         return bool(server_status & 1)
     if getattr(dbapi, "autocommit", None) is True:
         return False

@@ -52,7 +52,7 @@ class Rule:
 RULES = (
     # COOKIE_SECURE needs no exception: jwt renders have no such setting.
     Rule("auth jwt", lambda c: c.auth == "jwt", (r"\bcookies?\b", r"\bcsrf")),
-    # Names too: `redis_store`, `REDIS_URL`, `MongoDB`, `mongo_store`, `pymongo`.
+    # Names too: `redis_client`, `REDIS_URL`, `MongoDB`, `pymongo`.
     Rule("no Redis", lambda c: c.backend != "redis", (r"\bredis",)),
     Rule("no Mongo", lambda c: "mongo" not in (c.backend, c.database), (r"\b(?:py)?mongo",)),
     # Words only: `user_id`, `username` are the URL parser's or a column's.

@@ -80,7 +80,8 @@ def change_template_v2(repo: Path) -> None:
     """v2: a comment atop health.py, a new setting, a new file (files the user edits too)."""
     edit(
         src_file(repo, "health.py.jinja"),
-        re.compile(r"\A(\"\"\".*?\"\"\"\n)", re.DOTALL),
+        # After the file's docstring (and the Jinja comment atop it, if any).
+        re.compile(r"\A((?:\{#.*?#\}\n)?\"\"\".*?\"\"\"\n)", re.DOTALL),
         rf"\1{V2_DOC}\n",
     )
     edit(

@@ -24,8 +24,8 @@ from pymongo.errors import PyMongoError
 from svc_async_mongo_session_ex.app import create_app
 from svc_async_mongo_session_ex.auth import passwords
 from svc_async_mongo_session_ex.config import Settings
-from svc_async_mongo_session_ex.sessions.mongo_store import session_state
 from svc_async_mongo_session_ex.sessions.session import SessionState
+from svc_async_mongo_session_ex.sessions.store import session_state
 
 from .fake_mongo import fake_mongo_server
 

@@ -64,6 +64,7 @@ class FakeMongo:
             "findandmodify": self._find_and_modify,
             "createindexes": self._create_indexes,
             "listindexes": self._list_indexes,
+            "dropindexes": self._drop_indexes,
             "dropdatabase": self._drop_database,
         }
 
@@ -212,6 +213,10 @@ class FakeMongo:
             for index, info in db[name].index_information().items()
         ]
         return {"cursor": {"id": 0, "ns": f"{db.name}.{name}", "firstBatch": indexes}, "ok": 1.0}
+
+    def _drop_indexes(self, db: mongomock.Database[Document], command: Document) -> Document:
+        db[command["dropIndexes"]].drop_index(command["index"])
+        return {"ok": 1.0}
 
     def _drop_database(self, db: mongomock.Database[Document], _command: Document) -> Document:
         self.client.drop_database(db.name)

@@ -7,8 +7,8 @@ import pytest
 from fastapi import FastAPI
 
 from svc_async_mongo_session_ex.db import UnitOfWork
-from svc_async_mongo_session_ex.sessions.mongo_store import SessionStore
 from svc_async_mongo_session_ex.sessions.session import SessionState, new_token
+from svc_async_mongo_session_ex.sessions.store import SessionStore
 
 from .conftest import SessionProbe
 

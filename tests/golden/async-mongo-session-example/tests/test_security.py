@@ -21,10 +21,10 @@ from svc_async_mongo_session_ex.auth.accounts import disable_user
 from svc_async_mongo_session_ex.auth.users import get_user
 from svc_async_mongo_session_ex.config import Settings
 from svc_async_mongo_session_ex.db import DbSession
-from svc_async_mongo_session_ex.sessions.deps import CurrentSession, SessionStoreDep
+from svc_async_mongo_session_ex.sessions.deps import CurrentSession, UserSessionsDep
 from svc_async_mongo_session_ex.sessions.middleware import TokenSigner
-from svc_async_mongo_session_ex.sessions.mongo_store import SessionStore
 from svc_async_mongo_session_ex.sessions.session import new_token
+from svc_async_mongo_session_ex.sessions.store import SessionStore
 
 from .conftest import (
     ROOT,
@@ -65,10 +65,10 @@ def add_test_routes(app: FastAPI) -> None:
         raise RuntimeError("a bug in a route that used the session")
 
     @app.post("/test/disable/{user_id}", status_code=204)
-    async def disable(user_id: int, db: DbSession, store: SessionStoreDep) -> None:
+    async def disable(user_id: int, db: DbSession, sessions: UserSessionsDep) -> None:
         user = await get_user(db, user_id)
         assert user is not None
-        await disable_user(user, store, db)
+        await disable_user(user, sessions, db)
 
 
 @pytest.fixture
@@ -451,6 +451,17 @@ def test_production_refuses_a_missing_or_short_secret_key(settings: Settings) ->
     assert Settings.model_validate(base | {"secret_key": ["short"]}).environment == "test"
 
 
+def test_production_refuses_a_placeholder_secret_key(settings: Settings) -> None:
+    """32 bytes, but fewer than 10 distinct characters: `aaaa…` is no secret."""
+    base = settings.model_dump()
+    for bad in (["a" * 32], [NEW_KEY, "ab" * 32], ["012345678" * 4, NEW_KEY]):
+        with pytest.raises(ValidationError, match="SECRET_KEY: every key must have at least 10"):
+            Settings.model_validate(base | {"environment": "prod", "secret_key": bad})
+    enough = ["0123456789" * 4]
+    assert Settings.model_validate(base | {"environment": "prod", "secret_key": enough})
+    assert Settings.model_validate(base | {"secret_key": ["a" * 32]}).environment == "test"
+
+
 async def test_rotating_the_secret_key_logs_nobody_out(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
@@ -484,8 +495,6 @@ async def test_failed_logins_are_limited_per_account(
     limited = await attempt(client, "ada@example.com", PASSWORD)
     assert limited.status_code == 429, "even with the right password"
     assert 1 <= int(limited.headers["retry-after"]) <= 900
-    async with client_at(app, "192.0.2.7") as elsewhere:
-        assert (await attempt(elsewhere, "ada@example.com", PASSWORD)).status_code == 429
     assert (await attempt(client, "bob@example.com", PASSWORD)).status_code == 200
 
 
@@ -500,20 +509,6 @@ async def test_failed_logins_are_limited_per_client_address(
     assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
     async with client_at(app, "192.0.2.7") as elsewhere:
         assert (await attempt(elsewhere, "ada@example.com", PASSWORD)).status_code == 200
-
-
-async def test_successful_logins_do_not_use_up_the_client_limit(
-    make_app: AppFactory, make_client: ClientFactory
-) -> None:
-    """Every attempt is counted first; a right password gives its count back."""
-    app = await make_app(login_attempts_per_client=2)
-    client = await make_client(app)
-    await register(client, "ada@example.com")
-    for _ in range(3):
-        assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 200
-    for name in ("eve", "mallory"):
-        assert (await attempt(client, f"{name}@example.com", PASSWORD)).status_code == 401
-    assert (await attempt(client, "ada@example.com", PASSWORD)).status_code == 429
 
 
 async def test_the_login_limit_holds_across_worker_processes(

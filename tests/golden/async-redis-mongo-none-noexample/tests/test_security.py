@@ -15,8 +15,8 @@ from starlette.types import Message
 from svc_async_redis_mongo_none_noex.config import Settings
 from svc_async_redis_mongo_none_noex.sessions.deps import CurrentSession
 from svc_async_redis_mongo_none_noex.sessions.middleware import TokenSigner
-from svc_async_redis_mongo_none_noex.sessions.redis_store import SessionStore
 from svc_async_redis_mongo_none_noex.sessions.session import new_token
+from svc_async_redis_mongo_none_noex.sessions.store import SessionStore
 
 from .conftest import (
     ROOT,
@@ -296,6 +296,17 @@ def test_production_refuses_a_missing_or_short_secret_key(settings: Settings) ->
     prod = Settings.model_validate(base | {"environment": "prod", "secret_key": keys})
     assert prod.secret_key == [NEW_KEY, TEST_KEY]
     assert Settings.model_validate(base | {"secret_key": ["short"]}).environment == "test"
+
+
+def test_production_refuses_a_placeholder_secret_key(settings: Settings) -> None:
+    """32 bytes, but fewer than 10 distinct characters: `aaaa…` is no secret."""
+    base = settings.model_dump()
+    for bad in (["a" * 32], [NEW_KEY, "ab" * 32], ["012345678" * 4, NEW_KEY]):
+        with pytest.raises(ValidationError, match="SECRET_KEY: every key must have at least 10"):
+            Settings.model_validate(base | {"environment": "prod", "secret_key": bad})
+    enough = ["0123456789" * 4]
+    assert Settings.model_validate(base | {"environment": "prod", "secret_key": enough})
+    assert Settings.model_validate(base | {"secret_key": ["a" * 32]}).environment == "test"
 
 
 async def test_rotating_the_secret_key_logs_nobody_out(

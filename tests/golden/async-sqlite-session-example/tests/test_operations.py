@@ -188,9 +188,11 @@ def start_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
         ({"ENVIRONMENT": "prod", "SECRET_KEY": ""}, "SECRET_KEY"),
         # 24 characters: shorter than the 32 bytes required.
         ({"ENVIRONMENT": "prod", "SECRET_KEY": secrets.token_hex(12)}, "SECRET_KEY"),
+        # 32 bytes of one character: a placeholder, not a key.
+        ({"ENVIRONMENT": "prod", "SECRET_KEY": "a" * 32}, "SECRET_KEY"),
         ({"SESSION_IDLE_TIMEOUT": "soon"}, "SESSION_IDLE_TIMEOUT"),
     ],
-    ids=["missing-key", "short-key", "not-a-number"],
+    ids=["missing-key", "short-key", "placeholder-key", "not-a-number"],
 )
 def test_a_bad_setting_stops_start_up_with_one_line(
     service_env: dict[str, str], tmp_path: Path, settings: dict[str, str], variable: str

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from svc_async_sqlite_session_ex.config import Settings
-from svc_async_sqlite_session_ex.db import create_db_engine
+from svc_async_sqlite_session_ex.engine import create_db_engine
 
 pytestmark = pytest.mark.anyio
 

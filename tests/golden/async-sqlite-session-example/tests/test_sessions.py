@@ -11,7 +11,7 @@ from httpx import AsyncClient, Response
 
 from svc_async_sqlite_session_ex.sessions.deps import CurrentSession
 from svc_async_sqlite_session_ex.sessions.middleware import TokenSigner
-from svc_async_sqlite_session_ex.sessions.sql_store import SessionStore
+from svc_async_sqlite_session_ex.sessions.store import SessionStore
 
 from .conftest import TEST_KEY, AppFactory, ClientFactory, SessionProbe
 

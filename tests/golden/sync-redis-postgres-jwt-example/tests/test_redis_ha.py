@@ -6,6 +6,7 @@ failover kills the master in the middle of a stream of requests.
 """
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -72,6 +73,22 @@ def wait_for(what: str, check: Callable[[], bool]) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"timed out waiting for {what}")
+
+
+def replicated(master: Redis, timeout_ms: int) -> bool:
+    """Whether a replica has acknowledged every write the master took so far.
+
+    WAIT counts the replicas that acknowledged the writes of its own
+    connection: on one that wrote nothing it answers at once, whatever the
+    replica holds. So a marker is written first, and WAIT sent on the same
+    connection (one pipeline); the replication stream is in order, so once
+    the marker is acknowledged, so is every write before it, the app's too.
+    """
+    with master.pipeline(transaction=False) as pipeline:
+        pipeline.set("test:replication-marker", time.monotonic())
+        pipeline.wait(1, timeout_ms)
+        acknowledged = pipeline.execute()[-1]
+    return int(acknowledged) >= 1
 
 
 class Servers:
@@ -210,6 +227,40 @@ class SentinelSet:
         self.master_process.wait(timeout=10)
 
 
+def caught_up(master: Redis) -> bool:
+    info: dict[str, Any] = master.info("replication")
+    return bool(info["slave0"]["offset"] == info["master_repl_offset"])
+
+
+def test_the_replication_check_sees_a_replica_that_lags() -> None:
+    """`replicated`, which the failover test relies on, is false while the
+    replica is stopped and has not taken writes made on other connections."""
+    servers = Servers()
+    try:
+        master_port = free_port()
+        master = servers.server(master_port)
+        replica = servers.server(free_port(), "--replicaof", "127.0.0.1", str(master_port))
+        replica_process = servers.processes[-1]
+        wait_for("replication", lambda: replica.info("replication")["master_link_status"] == "up")
+        # Another connection, as the app's are.
+        app = servers.client(master_port)
+        app.set("session", "before")
+        assert replicated(master, 5000)
+        # The replica has acknowledged all the master sent (as INFO shows), so a
+        # WAIT that counted stale acknowledgements would answer 1 from now on.
+        wait_for("the replica to acknowledge everything", partial(caught_up, master))
+        replica_process.send_signal(signal.SIGSTOP)
+        try:
+            app.set("session", "while stopped")
+            assert not replicated(master, 200)
+        finally:
+            replica_process.send_signal(signal.SIGCONT)
+        assert replicated(master, 5000)
+        assert replica.get("session") == "while stopped"
+    finally:
+        servers.close()
+
+
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[Cluster]:
     servers = Servers()
@@ -278,6 +329,31 @@ async def test_sessions_on_a_cluster(
     assert (await shopper.get("/cart")).json() == {"items": []}
 
 
+async def test_health_sees_a_cluster_that_lost_a_master(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """`/health` asks the cluster for its state: with a master down, every
+    request on its slots fails, so the instance must leave the rotation, even
+    though the other nodes still answer a PING."""
+    servers = Servers()
+    try:
+        cluster = Cluster(servers)
+        app = await make_app(redis_url=cluster.url)
+        client = await make_client(app, raise_app_exceptions=False)
+        assert (await client.get("/health")).status_code == 200
+        servers.processes[0].kill()
+        servers.processes[0].wait(timeout=10)
+        wait_for(
+            "the cluster to mark the master failed",
+            lambda: command(cluster.nodes[1], "CLUSTER INFO")["cluster_state"] == "fail",
+        )
+        health = await client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["sessions"] == "unavailable"
+    finally:
+        servers.close()
+
+
 async def test_login_limits_on_a_cluster(
     make_app: AppFactory, make_client: ClientFactory, redis_cluster: Cluster
 ) -> None:
@@ -298,7 +374,7 @@ async def test_a_sentinel_failover_keeps_sessions_and_gives_no_500(
     for browser in browsers:
         await login(browser, "ada@example.com")
     # Replicated before the failover: Redis replication is asynchronous.
-    assert command(redis_sentinel.master, "WAIT", 1, 1000) == 1
+    assert replicated(redis_sentinel.master, 5000), "the replica lags behind the master"
     old_master = redis_sentinel.master_port()
 
     stream = browsers[0]

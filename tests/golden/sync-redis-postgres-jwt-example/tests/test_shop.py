@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from svc_sync_redis_postgres_jwt_ex.app import OTHER_WORKER_THREADS
+from svc_sync_redis_postgres_jwt_ex.db import OTHER_WORKER_THREADS
 from svc_sync_redis_postgres_jwt_ex.models import Order, Product
 
 from .conftest import AppFactory, ClientFactory, Database, SessionProbe
@@ -123,6 +123,59 @@ async def test_short_stock_is_409_and_changes_nothing(
 
 async def test_an_empty_cart_cannot_be_ordered(shopper: AsyncClient) -> None:
     assert (await shopper.post("/orders")).status_code == 409
+
+
+async def test_a_sold_out_line_can_be_removed_and_the_order_then_goes_through(
+    shopper: AsyncClient, make_shopper: ShopperFactory, database: Database
+) -> None:
+    teapot = await add_product(shopper, stock=1)
+    cup = await add_product(shopper, stock=5, price_cents=100)
+    await add_to_cart(shopper, teapot, 1)
+    await add_to_cart(shopper, cup, 2)
+    rival = await make_shopper()
+    await add_to_cart(rival, teapot, 1)
+    assert (await rival.post("/orders")).status_code == 201
+    assert (await shopper.post("/orders")).status_code == 409, "the teapot sold out"
+
+    removed = await shopper.delete(f"/cart/items/{teapot}")
+    assert removed.status_code == 200, removed.text
+    assert removed.json() == {"items": [{"product_id": cup, "quantity": 2}]}
+    assert (await shopper.get("/cart")).json() == removed.json()
+    order = await shopper.post("/orders")
+    assert order.status_code == 201, order.text
+    assert order.json()["items"] == [{"product_id": cup, "quantity": 2}]
+    assert await stock(database, cup) == 3
+
+
+async def test_removing_a_product_not_in_the_cart_leaves_the_cart_as_it_was(
+    shopper: AsyncClient,
+) -> None:
+    cup = await add_product(shopper)
+    cart = await add_to_cart(shopper, cup, 2)
+    response = await shopper.delete("/cart/items/999999")
+    assert response.status_code == 200
+    assert response.json() == cart
+    assert (await shopper.delete(f"/cart/items/{cup}")).json() == {"items": []}
+    again = await shopper.delete(f"/cart/items/{cup}")
+    assert again.status_code == 200
+    assert again.json() == {"items": []}
+    assert (await shopper.get("/cart")).json() == {"items": []}
+
+
+async def test_a_removal_keeps_parallel_adds_of_other_products(shopper: AsyncClient) -> None:
+    """The removal deletes its one line as stored at save time: adds of
+    other products running at the same time all count."""
+    teapot = await add_product(shopper)
+    cup = await add_product(shopper)
+    await add_to_cart(shopper, teapot, 1)
+    await add_to_cart(shopper, cup, 1)
+    item = {"product_id": cup, "quantity": 1}
+    responses = await asyncio.gather(
+        shopper.delete(f"/cart/items/{teapot}"),
+        *(shopper.post("/cart/items", json=item) for _ in range(5)),
+    )
+    assert [response.status_code for response in responses] == [200] * 6
+    assert (await shopper.get("/cart")).json() == {"items": [{"product_id": cup, "quantity": 6}]}
 
 
 async def test_a_failed_commit_undoes_the_session_change(

@@ -1,5 +1,6 @@
 """Settings, read from the environment (and a `.env` file) by pydantic-settings."""
 
+import ipaddress
 import secrets
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -12,6 +13,9 @@ from .database_url import DEFAULT_DATABASE_URL, check_database_url
 
 # HMAC-SHA256 keys shorter than the hash give less than its strength.
 MIN_SECRET_KEY_BYTES = 32
+# A placeholder (`aaaa…`, `abab…`) has fewer. Random keys of 32 characters: a
+# URL-safe one practically never does, about 1 hex key in 10,000 does (make another).
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10
 
 
 class Settings(BaseSettings):
@@ -36,10 +40,29 @@ class Settings(BaseSettings):
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
     max_body_size: int = Field(default=1_048_576, gt=0)
     session_max_size: int = Field(default=16_384, gt=0)
-    # Failed logins allowed per account, and per client address, in each window.
+    # In each window: logins (right or wrong) per client address, failed logins
+    # per account from one client address, and from all addresses together.
+    login_attempts_per_client: int = Field(default=100, gt=0)
     login_attempts_per_account: int = Field(default=5, gt=0)
-    login_attempts_per_client: int = Field(default=50, gt=0)
+    login_attempts_per_account_all_clients: int = Field(default=100, gt=0)
     login_attempts_window: int = Field(default=900, gt=0)
+    # Registrations per client address in each window (seconds).
+    registrations_per_client: int = Field(default=10, gt=0)
+    registration_window: int = Field(default=3600, gt=0)
+    # Password hashes (Argon2: ~0.2 s of CPU, 64 MiB each) run at once per
+    # process; a request waits this many seconds for a turn, then gets 503.
+    password_hash_concurrency: int = Field(default=1, gt=0)
+    password_hash_wait: float = Field(default=1.0, gt=0)
+    # The production server (`__main__.py`): where it listens, its worker
+    # processes, and the proxies (IP addresses or networks, comma-separated)
+    # whose `X-Forwarded-For`/`-Proto` it trusts; empty: none, clients are their peers.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    web_concurrency: int = Field(default=1, gt=0)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
+    # Seconds a client gets to send a request's headers; an idle keep-alive
+    # connection is closed after as long.
+    request_header_timeout: int = Field(default=10, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -64,6 +87,24 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         return [origin.rstrip("/").lower() for origin in value]
 
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if not isinstance(value, list):
+            return value
+        proxies = []
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(str(entry), strict=False)
+            except ValueError:
+                # `*` too: anyone could then forge their address.
+                msg = "FORWARDED_ALLOW_IPS must list IP addresses or networks like 10.0.0.0/24"
+                raise ValueError(msg) from None
+            proxies.append(str(network) if "/" in str(entry) else str(network.network_address))
+        return proxies
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -77,6 +118,12 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
             if any(len(key.encode()) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
                 msg = f"SECRET_KEY: every key must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                raise ValueError(msg)
+            if any(len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS for key in self.secret_key):
+                msg = (
+                    f"SECRET_KEY: every key must have at least {MIN_SECRET_KEY_DISTINCT_CHARACTERS}"
+                    " distinct characters (a placeholder is not a key)"
+                )
                 raise ValueError(msg)
         elif not self.secret_key:
             # dev and test: a throwaway key, valid for this process only.

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -59,8 +59,6 @@ class UnitOfWork:
         self.users = database["users"]
         self.products = database["products"]
         self.orders = database["orders"]
-        self.sessions = database["sessions"]
-        self.rate_limits = database["rate_limits"]
 
     def on_rollback(self, undo: Undo) -> None:
         """Register the inverse of a write (needed only without a transaction)."""
@@ -92,6 +90,13 @@ def before_commit(db: UnitOfWork, hook: Undo, needed: Callable[[], bool] = lambd
     db.hooks_before_commit.append((hook, needed))
 
 
+def after_rollback(db: UnitOfWork, hook: Undo) -> None:
+    """Run `hook` when the request or its commit fails, once the unit of work
+    is undone, with or without a transaction: a store outside the database
+    undoes its writes here."""
+    db.hooks_after_rollback.append(hook)
+
+
 async def next_id(db: UnitOfWork, name: str) -> int:
     """The next integer id for a collection, from a counter document.
 
@@ -107,7 +112,7 @@ async def next_id(db: UnitOfWork, name: str) -> int:
 
 
 def get_mongo(request: Request) -> Mongo:
-    """The application's client, made at start-up (see `app.lifespan`)."""
+    """The application's client, made at start-up (`running`)."""
     mongo: Mongo = request.app.state.mongo
     return mongo
 
@@ -123,7 +128,8 @@ async def database_ok(request: Request) -> bool:
 
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request: committed on success and undone on any
-    error, by this function only; others join it with `before_commit`.
+    error, by this function only; others join it with `before_commit` and
+    `after_rollback`.
 
     Used with `scope="function"`, so the commit happens before the response is
     sent: a failed commit becomes a 500, never a success the client trusts.
@@ -144,3 +150,14 @@ async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
 
 
 DbSession = Annotated[UnitOfWork, Depends(get_db, scope="function")]
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The client, for as long as the application runs."""
+    mongo = await connect(app.state.settings)
+    app.state.mongo = mongo
+    try:
+        yield
+    finally:
+        await mongo.client.close()

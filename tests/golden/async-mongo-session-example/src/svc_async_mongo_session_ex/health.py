@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from .db import database_ok
+from .sessions.store import store_ok
 
 router = APIRouter(tags=["health"])
 
@@ -20,8 +21,7 @@ async def live() -> dict[str, str]:
 @router.get("/health/ready")
 async def health(request: Request) -> JSONResponse:
     database = "ok" if await database_ok(request) else "unavailable"
-    # Sessions live in the same database.
-    sessions = database
+    sessions = "ok" if await store_ok(request) else "unavailable"
     body = {"status": "ok", "database": database, "sessions": sessions}
     if "unavailable" in body.values():
         body["status"] = "unavailable"

@@ -6,31 +6,25 @@ from collections.abc import AsyncIterator
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from secure.middleware import SecureASGIMiddleware
 
+from . import db
 from .config import Settings
-from .db import connect
 from .db_errors import add_database_error_handlers
 from .errors import add_error_handlers
+from .headers import security_headers
 from .health import router as health_router
 from .security import SecurityMiddleware
+from .sessions import store
 from .sessions.middleware import SessionMiddleware
-from .sessions.redis_errors import add_redis_error_handlers
-from .sessions.redis_store import create_redis
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    mongo = await connect(settings)
-    app.state.mongo = mongo
-    # Sessions expire in Redis by themselves: nothing to purge.
-    redis = create_redis(settings.redis_url)
-    app.state.redis = redis
-    try:
+    """The database's client, then the session store's, for as long as the
+    application runs (`db.running`, `sessions.store.running`)."""
+    async with db.running(app), store.running(app):
         yield
-    finally:
-        await redis.aclose()
-        await mongo.client.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,8 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: every response, refusals included, carries `X-Request-ID`, and
     # every log line of the request its id.
     app.add_middleware(CorrelationIdMiddleware)
+    # Outside even that: every response carries the security headers (`headers.py`).
+    app.add_middleware(SecureASGIMiddleware, secure=security_headers(app.state.settings))
     add_error_handlers(app)
     add_database_error_handlers(app)
-    add_redis_error_handlers(app)
+    store.add_store_error_handlers(app)
     app.include_router(health_router)
     return app

@@ -1,5 +1,6 @@
 """Settings, read from the environment (and a `.env` file) by pydantic-settings."""
 
+import ipaddress
 import secrets
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -9,10 +10,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .database_url import DEFAULT_DATABASE_URL, check_database_url
-from .sessions.redis_store import parse_redis_url
+from .sessions.redis_client import parse_redis_url
 
 # HMAC-SHA256 keys shorter than the hash give less than its strength.
 MIN_SECRET_KEY_BYTES = 32
+# A placeholder (`aaaa…`, `abab…`) has fewer. Random keys of 32 characters: a
+# URL-safe one practically never does, about 1 hex key in 10,000 does (make another).
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10
 
 
 class Settings(BaseSettings):
@@ -42,6 +46,16 @@ class Settings(BaseSettings):
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
     max_body_size: int = Field(default=1_048_576, gt=0)
     session_max_size: int = Field(default=16_384, gt=0)
+    # The production server (`__main__.py`): where it listens, its worker
+    # processes, and the proxies (IP addresses or networks, comma-separated)
+    # whose `X-Forwarded-For`/`-Proto` it trusts; empty: none, clients are their peers.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    web_concurrency: int = Field(default=1, gt=0)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
+    # Seconds a client gets to send a request's headers; an idle keep-alive
+    # connection is closed after as long.
+    request_header_timeout: int = Field(default=10, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +86,24 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         return [origin.rstrip("/").lower() for origin in value]
 
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if not isinstance(value, list):
+            return value
+        proxies = []
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(str(entry), strict=False)
+            except ValueError:
+                # `*` too: anyone could then forge their address.
+                msg = "FORWARDED_ALLOW_IPS must list IP addresses or networks like 10.0.0.0/24"
+                raise ValueError(msg) from None
+            proxies.append(str(network) if "/" in str(entry) else str(network.network_address))
+        return proxies
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -85,6 +117,12 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
             if any(len(key.encode()) < MIN_SECRET_KEY_BYTES for key in self.secret_key):
                 msg = f"SECRET_KEY: every key must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                raise ValueError(msg)
+            if any(len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS for key in self.secret_key):
+                msg = (
+                    f"SECRET_KEY: every key must have at least {MIN_SECRET_KEY_DISTINCT_CHARACTERS}"
+                    " distinct characters (a placeholder is not a key)"
+                )
                 raise ValueError(msg)
         elif not self.secret_key:
             # dev and test: a throwaway key, valid for this process only.

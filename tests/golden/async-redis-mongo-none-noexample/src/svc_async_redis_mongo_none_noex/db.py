@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -88,13 +88,13 @@ def before_commit(db: UnitOfWork, hook: Undo, needed: Callable[[], bool] = lambd
 
 def after_rollback(db: UnitOfWork, hook: Undo) -> None:
     """Run `hook` when the request or its commit fails, once the unit of work
-    is undone, with or without a transaction (a store outside the database,
-    such as Redis, undoes its writes here)."""
+    is undone, with or without a transaction: a store outside the database
+    undoes its writes here."""
     db.hooks_after_rollback.append(hook)
 
 
 def get_mongo(request: Request) -> Mongo:
-    """The application's client, made at start-up (see `app.lifespan`)."""
+    """The application's client, made at start-up (`running`)."""
     mongo: Mongo = request.app.state.mongo
     return mongo
 
@@ -132,3 +132,14 @@ async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
 
 
 DbSession = Annotated[UnitOfWork, Depends(get_db, scope="function")]
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The client, for as long as the application runs."""
+    mongo = await connect(app.state.settings)
+    app.state.mongo = mongo
+    try:
+        yield
+    finally:
+        await mongo.client.close()

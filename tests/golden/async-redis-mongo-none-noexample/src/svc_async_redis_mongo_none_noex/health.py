@@ -4,10 +4,9 @@ probe: a database outage must not restart it); `GET /health/ready` and
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisClusterException, RedisError
 
 from .db import database_ok
-from .sessions.redis_store import RedisClient
+from .sessions.store import store_ok
 
 router = APIRouter(tags=["health"])
 
@@ -22,18 +21,9 @@ async def live() -> dict[str, str]:
 @router.get("/health/ready")
 async def health(request: Request) -> JSONResponse:
     database = "ok" if await database_ok(request) else "unavailable"
-    sessions = "ok" if await _redis_ok(request) else "unavailable"
+    sessions = "ok" if await store_ok(request) else "unavailable"
     body = {"status": "ok", "database": database, "sessions": sessions}
     if "unavailable" in body.values():
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
-
-
-async def _redis_ok(request: Request) -> bool:
-    redis: RedisClient = request.app.state.redis
-    try:
-        await redis.ping()
-    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
-        return False
-    return True

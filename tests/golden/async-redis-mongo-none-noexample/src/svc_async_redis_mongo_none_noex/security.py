@@ -8,8 +8,8 @@
   more than one `Origin`, or else `Sec-Fetch-Site: cross-site` or
   `same-site`. Requests with neither header come from non-browser clients,
   which send no cookies unasked, and pass. This service's scheme is the
-  request's, which uvicorn takes from `X-Forwarded-Proto` only from the
-  proxies that `--forwarded-allow-ips` trusts.
+  request's, taken from `X-Forwarded-Proto` only from the proxies in
+  `FORWARDED_ALLOW_IPS` (`__main__.py`).
 - Responses of requests that used the session get `Cache-Control: no-store`,
   so no shared cache keeps a client's data or a session cookie.
 """

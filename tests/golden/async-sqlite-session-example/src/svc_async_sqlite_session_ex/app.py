@@ -6,31 +6,29 @@ from collections.abc import AsyncIterator
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from secure.middleware import SecureASGIMiddleware
 
+from . import db
+from .auth.passwords import limit_hashing
 from .auth.routes import router as auth_router
 from .config import Settings
-from .db import create_db_engine, create_sessionmaker
 from .db_errors import add_database_error_handlers
 from .errors import add_error_handlers
+from .headers import security_headers
 from .health import router as health_router
 from .responses import errors
 from .security import SecurityMiddleware
+from .sessions import store
 from .sessions.middleware import SessionMiddleware
-from .sessions.purge import purging_expired_sessions
 from .shop.routes import router as shop_router
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    engine = create_db_engine(settings)
-    app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
-    try:
-        async with purging_expired_sessions(engine, settings.session_cleanup_interval):
-            yield
-    finally:
-        await engine.dispose()
+    """The database's client, then the session store's, for as long as the
+    application runs (`db.running`, `sessions.store.running`)."""
+    async with db.running(app), store.running(app):
+        yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
+    limit_hashing(settings)
     app.add_middleware(SessionMiddleware, settings=app.state.settings)
     # Runs before the session: body size, cross-site requests, caching.
     app.add_middleware(SecurityMiddleware, settings=app.state.settings)
@@ -60,8 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: every response, refusals included, carries `X-Request-ID`, and
     # every log line of the request its id.
     app.add_middleware(CorrelationIdMiddleware)
+    # Outside even that: every response carries the security headers (`headers.py`).
+    app.add_middleware(SecureASGIMiddleware, secure=security_headers(app.state.settings))
     add_error_handlers(app)
     add_database_error_handlers(app)
+    store.add_store_error_handlers(app)
     app.include_router(health_router)
     app.include_router(auth_router, responses=errors(400, 413, 503))
     app.include_router(shop_router, responses=errors(400, 413, 503))

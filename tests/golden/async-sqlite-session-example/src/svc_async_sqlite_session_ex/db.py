@@ -1,28 +1,21 @@
-"""The database engine and the request's unit of work (`get_db`)."""
+"""The request's unit of work (`get_db`), and the sessionmaker it draws on.
 
-import asyncio
+The engine is `engine.py`'s, the one part that differs between databases.
+"""
+
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from sqlalchemy import Engine, Executable, MetaData, RowMapping, event, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import Engine, Executable, MetaData, RowMapping, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Session
-from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import await_only
 
 from .config import Settings
-from .pool import FirstComePool
+from .engine import autocommit_reader, create_db_engine
 
 Hook = Callable[[], Awaitable[object]]
-# Key of a pooled connection's `info`: its transaction holds the write turn.
-HOLDS_WRITE_TURN = "holds_write_turn"
 # Keys of `Session.info` holding the unit of work's hooks, and the engine
 # `read_row` uses outside a transaction.
 BEFORE_COMMIT = "before_commit"
@@ -44,67 +37,31 @@ class Base(DeclarativeBase):
     )
 
 
-def create_db_engine(settings: Settings) -> AsyncEngine:
-    """Create the engine (it connects lazily, on first use)."""
-    engine = create_async_engine(
-        settings.database_url,
-        connect_args={"timeout": 15},
-        # Errors (and so log lines) show statements without their values:
-        # session ids, password hashes.
-        hide_parameters=True,
-        # A fixed pool without overflow: under load a request waits, in turn, for
-        # a pooled connection instead of opening (and closing) extra ones.
-        pool_size=settings.database_pool_size,
-        max_overflow=0,
-        poolclass=FirstComePool,
-    )
-    # SQLite allows one writer at a time. A transaction that reads and then
-    # writes would fail with "database is locked" when another writer got in
-    # between, so every transaction takes the write lock up front
-    # (BEGIN IMMEDIATE) and waits its turn instead.
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: object) -> None:
-        dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    # SQLite's own wait for that lock polls it, sleeping longer each time (up to
-    # 100 ms): a writer that has waited long can lose the lock again and again
-    # to newcomers. So the writers of this process first queue here, in turn.
-    write_turn = asyncio.Lock()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        # Not for `read_row`'s single reads in autocommit mode: they take no lock.
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            await_only(write_turn.acquire())
-            connection.info[HOLDS_WRITE_TURN] = True
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    @event.listens_for(engine.sync_engine, "checkin")
-    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        # The connection is back in the pool: its transaction has ended, one way
-        # or another (committed, rolled back, or the connection lost).
-        if record.info.pop(HOLDS_WRITE_TURN, False):
-            write_turn.release()
-
-    return engine
-
-
 def create_sessionmaker(
     engine: AsyncEngine,
+    settings: Settings,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit, each knowing the
     engine for `read_row`."""
-    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    reader = autocommit_reader(engine, settings)
     return async_sessionmaker(engine, expire_on_commit=False, info={READER: reader})
 
 
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The engine and its sessionmaker, for as long as the application runs."""
+    settings: Settings = app.state.settings
+    engine = create_db_engine(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine, settings)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
 def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    """The application's sessionmaker, made at start-up (see `app.lifespan`)."""
+    """The application's sessionmaker, made at start-up (`running`)."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return maker
 
@@ -117,6 +74,12 @@ def before_commit(db: AsyncSession, hook: Hook, needed: Callable[[], bool] = lam
     db.info.setdefault(BEFORE_COMMIT, []).append((hook, needed))
 
 
+def after_rollback(db: AsyncSession, hook: Hook) -> None:
+    """Run `hook` when the request or its commit fails, once the transaction
+    is rolled back: a store outside the database undoes its writes here."""
+    db.info.setdefault(AFTER_ROLLBACK, []).append(hook)
+
+
 async def read_row(
     db: AsyncSession,
     statement: Executable,
@@ -126,11 +89,12 @@ async def read_row(
 
     Once the request's transaction has begun, the read joins it (it sees the
     request's own writes). Before that, it runs on its own in autocommit
-    mode: one round trip instead of three (BEGIN, the read, COMMIT) for the
-    reads that start most requests.
+    mode where the engine allows it (`engine.autocommit_reader`): one round
+    trip instead of three (BEGIN, the read, COMMIT) for the reads that start
+    most requests.
     """
-    reader: AsyncEngine = db.info[READER]
-    if db.in_transaction():
+    reader: AsyncEngine | None = db.info[READER]
+    if reader is None or db.in_transaction():
         result = await db.execute(statement, params)
         return result.mappings().first()
     # One hop into SQLAlchemy's greenlet for the connect, the read and the
@@ -173,7 +137,7 @@ async def _roll_back(db: AsyncSession) -> None:
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: one transaction, committed on success and
     rolled back on any error, by this function only; others join it with
-    `before_commit`.
+    `before_commit` and `after_rollback`.
 
     Used with `scope="function"`, so the commit happens before the response is
     sent: a failed commit becomes a 500, never a success the client trusts.

@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from .headers import error_headers
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,14 +20,18 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
 
 
-async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """A JSON 500 with no detail of the failure; the traceback goes to the log."""
     logger.error("unhandled error", exc_info=exc)
-    # Answered outside the middleware, so the request id is added here.
+    # Answered outside the middleware, so the request id and the security
+    # headers are added here.
     return JSONResponse(
         {"detail": "Internal Server Error"},
         status_code=500,
-        headers={"X-Request-ID": correlation_id.get() or ""},
+        headers={
+            "X-Request-ID": correlation_id.get() or "",
+            **error_headers(request.app.state.settings),
+        },
     )
 
 

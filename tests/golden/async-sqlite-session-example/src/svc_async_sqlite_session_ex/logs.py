@@ -1,4 +1,4 @@
-"""Logs: one JSON object a line on standard output, uvicorn's lines included,
+"""Logs: one JSON object a line on standard output, the server's lines included,
 each with the id of the request it belongs to (`request_id`, also sent back in
 the `X-Request-ID` response header; null outside requests).
 
@@ -15,6 +15,8 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(correlation_id)s %(message)s"
+# uvicorn's (`uvicorn {package}.main:app`) and Granian's (`python -m {package}`).
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "_granian", "granian.access")
 RENAMED = {
     "asctime": "time",
     "levelname": "level",
@@ -35,10 +37,12 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
-    # uvicorn's own text handlers give way to the root's. A logger without
-    # handlers stays as it is: `--no-access-log` leaves `uvicorn.access` bare.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # The servers' own text handlers give way to the root's, and their loggers
+    # to LOG_LEVEL (they set their own, INFO, whatever the root's). A logger
+    # without handlers stays bare: `--no-access-log` leaves `uvicorn.access` so.
+    for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)
+        logger.setLevel(level)
         if logger.handlers:
             logger.handlers.clear()
             logger.propagate = True

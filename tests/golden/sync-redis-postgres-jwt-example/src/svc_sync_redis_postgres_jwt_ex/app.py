@@ -1,50 +1,33 @@
 """`create_app()`: the application, its middleware, routes and lifespan."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from anyio import to_thread
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from secure.middleware import SecureASGIMiddleware
 
+from . import db
+from .auth.passwords import limit_hashing
 from .auth.routes import router as auth_router
 from .config import Settings
-from .db import create_db_engine, create_sessionmaker
 from .db_errors import add_database_error_handlers
 from .errors import add_error_handlers
+from .headers import security_headers
 from .health import router as health_router
 from .responses import errors
 from .security import SecurityMiddleware
-from .sessions.redis_errors import add_redis_error_handlers
-from .sessions.redis_store import create_redis
+from .sessions import store
 from .shop.routes import router as shop_router
-
-OTHER_WORKER_THREADS = 40
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    engine = create_db_engine(settings)
-    app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine, settings)
-    # Requests wait for a connection in the event loop (`db.reserve_connection`),
-    # and the worker threads outnumber the connections: anyio's default 40
-    # are left for everything else.
-    app.state.connection_slots = asyncio.Semaphore(settings.database_pool_size)
-    to_thread.current_default_thread_limiter().total_tokens = (
-        settings.database_pool_size + OTHER_WORKER_THREADS
-    )
-    # Sessions expire in Redis by themselves: nothing to purge.
-    redis = create_redis(settings.redis_url)
-    app.state.redis = redis
-    try:
+    """The database's client, then the session store's, for as long as the
+    application runs (`db.running`, `sessions.store.running`)."""
+    async with db.running(app), store.running(app):
         yield
-    finally:
-        redis.close()
-        engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
+    limit_hashing(settings)
     # Runs before the session: body size, caching.
     app.add_middleware(SecurityMiddleware, settings=app.state.settings)
     if app.state.settings.allowed_origins:
@@ -72,9 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: every response, refusals included, carries `X-Request-ID`, and
     # every log line of the request its id.
     app.add_middleware(CorrelationIdMiddleware)
+    # Outside even that: every response carries the security headers (`headers.py`).
+    app.add_middleware(SecureASGIMiddleware, secure=security_headers(app.state.settings))
     add_error_handlers(app)
     add_database_error_handlers(app)
-    add_redis_error_handlers(app)
+    store.add_store_error_handlers(app)
     app.include_router(health_router)
     app.include_router(auth_router, responses=errors(400, 413, 503))
     app.include_router(shop_router, responses=errors(400, 413, 503))

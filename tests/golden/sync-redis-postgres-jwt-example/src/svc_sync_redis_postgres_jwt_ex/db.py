@@ -1,24 +1,26 @@
-"""The database engine and the request's unit of work (`get_db`)."""
+"""The request's unit of work (`get_db`), and the sessionmaker it draws on.
+
+The engine is `engine.py`'s, the one part that differs between databases.
+"""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from sqlalchemy import (
-    Engine,
-    Executable,
-    MetaData,
-    RowMapping,
-    create_engine,
-    text,
-)
+from anyio import to_thread
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import Engine, Executable, MetaData, RowMapping, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from .config import Settings
+from .engine import autocommit_reader, create_db_engine
 
 Hook = Callable[[], object]
+# Worker threads for everything but the requests that hold a connection
+# (anyio's default).
+OTHER_WORKER_THREADS = 40
 # Keys of `Session.info` holding the unit of work's hooks, and the engine
 # `read_row` uses outside a transaction.
 BEFORE_COMMIT = "before_commit"
@@ -40,51 +42,37 @@ class Base(DeclarativeBase):
     )
 
 
-def create_db_engine(settings: Settings) -> Engine:
-    """Create the engine (it connects lazily, on first use)."""
-    connect_args: dict[str, Any] = {}
-    if settings.database_pgbouncer:
-        # PgBouncer in transaction mode runs each transaction on any of its
-        # server connections, so a statement prepared in one transaction is
-        # missing (or its name taken) in the next.
-        # psycopg prepares a query once a connection has run it 5 times
-        # (`prepare_threshold`); None: never.
-        connect_args = {"prepare_threshold": None}
-    # A fixed pool without overflow: under load a request waits for a
-    # pooled connection instead of opening (and closing) extra ones.
-    # Connections are not pinged before each use (a round trip per request):
-    # one the server dropped fails a single request, and the pool then
-    # replaces them all.
-    return create_engine(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        max_overflow=0,
-        pool_recycle=3600,
-        connect_args=connect_args,
-        # Errors (and so log lines) show statements without their values:
-        # session ids, password hashes.
-        hide_parameters=True,
-    )
-
-
 def create_sessionmaker(
     engine: Engine,
     settings: Settings,
 ) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit, each knowing the
     engine for `read_row`."""
-    # Through PgBouncer in transaction mode, a statement runs on any server
-    # connection unless a transaction holds one: reads stay in transactions.
-    reader = (
-        None
-        if settings.database_pgbouncer
-        else engine.execution_options(isolation_level="AUTOCOMMIT")
-    )
+    reader = autocommit_reader(engine, settings)
     return sessionmaker(engine, expire_on_commit=False, info={READER: reader})
 
 
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The engine and its sessionmaker, for as long as the application runs."""
+    settings: Settings = app.state.settings
+    engine = create_db_engine(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine, settings)
+    # Requests wait for a connection in the event loop (`reserve_connection`),
+    # and the worker threads outnumber the connections.
+    app.state.connection_slots = asyncio.Semaphore(settings.database_pool_size)
+    to_thread.current_default_thread_limiter().total_tokens = (
+        settings.database_pool_size + OTHER_WORKER_THREADS
+    )
+    try:
+        yield
+    finally:
+        engine.dispose()
+
+
 def get_sessionmaker(request: Request) -> sessionmaker[Session]:
-    """The application's sessionmaker, made at start-up (see `app.lifespan`)."""
+    """The application's sessionmaker, made at start-up (`running`)."""
     maker: sessionmaker[Session] = request.app.state.sessionmaker
     return maker
 
@@ -95,10 +83,10 @@ async def reserve_connection(request: Request) -> AsyncIterator[None]:
     Sync routes and dependencies run in a bounded pool of worker threads. A
     request that waited for a connection inside one would hold that thread:
     with every thread so held, a request that owns a connection (and perhaps
-    a row lock the others wait for) could never get the thread it needs to
+    a lock the others wait for) could never get the thread it needs to
     finish, and the service would hang. So requests queue here, at most
     `DATABASE_POOL_SIZE` get past, and there are more worker threads than
-    that (see `app.lifespan`).
+    that (see `running`).
     """
     slots: asyncio.Semaphore = request.app.state.connection_slots
     async with slots:
@@ -118,7 +106,7 @@ def before_commit(db: Session, hook: Hook, needed: Callable[[], bool] = lambda: 
 
 def after_rollback(db: Session, hook: Hook) -> None:
     """Run `hook` when the request or its commit fails, once the transaction
-    is rolled back (a store outside the database undoes its writes here)."""
+    is rolled back: a store outside the database undoes its writes here."""
     db.info.setdefault(AFTER_ROLLBACK, []).append(hook)
 
 
@@ -131,8 +119,9 @@ def read_row(
 
     Once the request's transaction has begun, the read joins it (it sees the
     request's own writes). Before that, it runs on its own in autocommit
-    mode: one round trip instead of three (BEGIN, the read, COMMIT) for the
-    reads that start most requests.
+    mode where the engine allows it (`engine.autocommit_reader`): one round
+    trip instead of three (BEGIN, the read, COMMIT) for the reads that start
+    most requests.
     """
     reader: Engine | None = db.info[READER]
     if reader is None or db.in_transaction():

@@ -10,8 +10,11 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Stored normalised (`auth.accounts.normalize_email`), compared exactly.
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # As the user gave it (its domain lower-cased): shown, never compared.
+    email: Mapped[str] = mapped_column(String(320))
+    # Its canonical form (`auth.accounts.normalize_email`): unique, what logins
+    # look up, compared exactly.
+    email_canonical: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
 

@@ -1,21 +1,43 @@
 """Request and response bodies of the auth routes."""
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, field_validator
 
 from ..fields import Text
+from .accounts import mixes_scripts, normalize_email
+from .common_passwords import not_common
+
+# A password being set: 8 characters at least, and not a common one.
+NewPassword = Annotated[Text, Field(min_length=8, max_length=1024), AfterValidator(not_common)]
 
 
 class Credentials(BaseModel):
+    # Trimmed, its domain lower-cased and in its IDNA Unicode form; else as given.
     email: EmailStr
     # Argon2 cost grows with the input: cap it.
     password: Text = Field(min_length=8, max_length=1024)
 
 
+class Registration(Credentials):
+    password: NewPassword
+
+    @field_validator("email")
+    @classmethod
+    def refuse_look_alikes(cls, email: str) -> str:
+        """Refuse a look-alike (its local part mixes scripts), and an address
+        whose canonical form is over 320 characters (NFKC can lengthen it)."""
+        if mixes_scripts(email):
+            raise ValueError("the part before @ mixes scripts (a look-alike address)")
+        if len(normalize_email(email)) > 320:
+            raise ValueError("the address is too long")
+        return email
+
+
 class PasswordChange(BaseModel):
     current_password: Text = Field(max_length=1024)
-    new_password: Text = Field(min_length=8, max_length=1024)
+    new_password: NewPassword
 
 
 class UserOut(BaseModel):

@@ -8,8 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from ..config import Settings, get_settings
 from ..db import DbSession, before_commit
 from ..security import CONTENT_TOO_LARGE, mark_session_used
-from .contract import Store
-from .mongo_store import SessionStore
+from .contract import Counters, Store, UserSessions
 from .session import (
     Change,
     Session,
@@ -17,29 +16,33 @@ from .session import (
     data_size,
     hash_token,
 )
+from .store import request_counters, request_store, request_user_sessions
 
 
-def request_store(request: Request, db: DbSession) -> SessionStore:
-    """The request's one session store, made on first use and shared by
-    `get_session`, `get_current_user` and the routes.
-
-    They call this directly rather than through `Depends(get_store)`: every
-    dependency FastAPI solves costs each request CPU time."""
-    store: SessionStore | None = getattr(request.state, "session_store", None)
-    if store is None:
-        store = SessionStore(db)
-        request.state.session_store = store
-    return store
-
-
-# The store makes no call when created: `async`, so FastAPI runs it in the
+# The store makes no call when created: `async`, so FastAPI runs this in the
 # event loop, not in a worker thread.
-async def get_store(request: Request, db: DbSession) -> SessionStore:
-    """The session collection, written through the request's unit of work."""
+async def get_store(request: Request, db: DbSession) -> Store:
+    """This request's session store (`store.request_store`)."""
     return request_store(request, db)
 
 
-SessionStoreDep = Annotated[SessionStore, Depends(get_store, scope="function")]
+SessionStoreDep = Annotated[Store, Depends(get_store, scope="function")]
+
+
+# Neither makes a call when created: `async`, so FastAPI runs these in the
+# event loop, not in a worker thread.
+async def get_user_sessions(request: Request, db: DbSession) -> UserSessions:
+    """Every session of a user, for listings and to end them all."""
+    return request_user_sessions(request, db)
+
+
+async def get_counters(request: Request, db: DbSession) -> Counters:
+    """The rate-limit counters (`auth.limits`)."""
+    return request_counters(request, db)
+
+
+UserSessionsDep = Annotated[UserSessions, Depends(get_user_sessions, scope="function")]
+CountersDep = Annotated[Counters, Depends(get_counters, scope="function")]
 
 
 def request_session(request: Request) -> Session:

@@ -193,6 +193,16 @@ class Session(MutableMapping[str, Any]):
         self.modified = True
         return value
 
+    def discard(self, key: str) -> None:
+        """Delete `key` when the session is saved, from the data as stored
+        then, whether or not this request sees it (a concurrent request may
+        just have added it). A session not stored yet has nothing to delete."""
+        self.data.pop(key, None)
+        self.deltas.pop(key, None)
+        if self.state is not None or key in self.changed:
+            self.changed.add(key)
+            self.modified = True
+
     def forget(self, keys: Iterable[str]) -> None:
         """Drop `keys` from this request's view without changing the store
         (they were already removed there, see `sessions.deps.claim`)."""

@@ -1,6 +1,6 @@
 """What a session store does, whichever backend keeps the sessions.
 
-This project's store is `SessionStore` in `redis_store.py`. Code outside
+This project's store is `SessionStore` in `store.py`. Code outside
 `sessions/` that is handed a store asks for one of these small interfaces,
 not for that class, so a store of another backend only has to fulfil them
 (mypy checks that this one does, where it is passed).

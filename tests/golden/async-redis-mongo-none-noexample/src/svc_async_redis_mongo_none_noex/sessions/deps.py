@@ -6,10 +6,9 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from ..config import Settings, get_settings
-from ..db import DbSession, after_rollback, before_commit
+from ..db import DbSession, before_commit
 from ..security import CONTENT_TOO_LARGE, mark_session_used
 from .contract import Store
-from .redis_store import RedisClient, SessionStore
 from .session import (
     Change,
     Session,
@@ -17,21 +16,7 @@ from .session import (
     data_size,
     hash_token,
 )
-
-
-def request_store(request: Request) -> SessionStore:
-    """The request's one session store, made on first use and shared by
-    `get_session` (it journals the writes to undo).
-
-    They call this directly rather than through `Depends(get_store)`: every
-    dependency FastAPI solves costs each request CPU time."""
-    store: SessionStore | None = getattr(request.state, "session_store", None)
-    if store is None:
-        settings = get_settings(request)
-        redis: RedisClient = request.app.state.redis
-        store = SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
-        request.state.session_store = store
-    return store
+from .store import request_store
 
 
 def request_session(request: Request) -> Session:
@@ -53,7 +38,7 @@ async def get_session(
     If so, the client is sent no new cookie.
     """
     settings = get_settings(request)
-    store = request_store(request)
+    store = request_store(request, db)
     mark_session_used(request)
     session = request_session(request)
     if session.token is not None:
@@ -69,7 +54,6 @@ async def get_session(
         lambda: save_session(session, store, settings, time.time()),
         needed=lambda: save_needed(session, settings, time.time()),
     )
-    after_rollback(db, store.rollback)
     return session
 
 

@@ -7,7 +7,8 @@ from fastapi import Depends, HTTPException, Request, status
 
 from ..db import DbSession
 from ..models import User
-from ..sessions.deps import CurrentSession, request_store
+from ..sessions.deps import CurrentSession
+from ..sessions.store import request_store
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -1,35 +1,24 @@
-"""The purge of expired sessions: they are refused when read, and this
-deletes their rows, every `SESSION_CLEANUP_INTERVAL` seconds."""
+"""The purge of expired sessions, in the background: they are refused when
+read, and their rows are deleted every `SESSION_CLEANUP_INTERVAL` seconds
+(by `store.purge_expired_sessions`)."""
 
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator
-
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-from .sql_store import SessionStore
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 logger = logging.getLogger(__name__)
 
-
-async def purge_expired_sessions(engine: AsyncEngine) -> int | None:
-    """Delete expired sessions; None when another process is purging.
-
-    SQLite's write lock (every transaction begins IMMEDIATE, `db.py`) already
-    lets one purge run at a time: another waits, then finds nothing to delete.
-    """
-    async with AsyncSession(engine) as db, db.begin():
-        return await SessionStore(db).purge_expired(time.time())
+# Deletes the expired sessions: how many, or None when another process is purging.
+Purge = Callable[[], Awaitable[int | None]]
 
 
-async def purge_expired_sessions_forever(engine: AsyncEngine, interval: float) -> None:
+async def purge_forever(purge: Purge, interval: float) -> None:
     """Purge every `interval` seconds, logging (not raising) a failure."""
     while True:
         await asyncio.sleep(interval)
         try:
-            purged = await purge_expired_sessions(engine)
+            purged = await purge()
             if purged is not None:
                 logger.info("purged %d expired sessions", purged)
         except Exception:
@@ -37,9 +26,9 @@ async def purge_expired_sessions_forever(engine: AsyncEngine, interval: float) -
 
 
 @contextlib.asynccontextmanager
-async def purging_expired_sessions(engine: AsyncEngine, interval: float) -> AsyncIterator[None]:
+async def purging(purge: Purge, interval: float) -> AsyncIterator[None]:
     """Runs the purge in the background for as long as the context lasts."""
-    purger = asyncio.create_task(purge_expired_sessions_forever(engine, interval))
+    purger = asyncio.create_task(purge_forever(purge, interval))
     try:
         yield
     finally:

@@ -6,8 +6,9 @@ from ..db import DbSession
 from ..sessions.deps import CurrentSession
 from .accounts import normalize_email
 from .deps import CurrentUser
+from .limits import LoginLimits
 from .passwords import hash_password
-from .schemas import Credentials, UserOut
+from .schemas import Registration, UserOut
 from .users import add_user
 
 # Included by `auth.routes.router`, which gives them its prefix, tags and responses.
@@ -15,9 +16,12 @@ router = APIRouter()
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
-def register(body: Credentials, db: DbSession) -> UserOut:
+def register(body: Registration, db: DbSession, limits: LoginLimits) -> UserOut:
+    """Counted per client address before the password is hashed, and hashed
+    before the user is written: no pooled connection is held through the hash."""
+    limits.reserve_registration()
     password_hash = hash_password(body.password)
-    user = add_user(db, normalize_email(body.email), password_hash)
+    user = add_user(db, body.email, normalize_email(body.email), password_hash)
     if user is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "Email already registered")
     return UserOut(id=user.id, email=user.email)

@@ -1,7 +1,15 @@
-"""The one form of an email address, and account changes that must end
-the user's sessions."""
+"""The two forms of an email address, and account changes that must end
+the user's sessions.
+
+An email is stored and shown as the user gave it (`Credentials` trims it,
+lower-cases its domain and writes that in its IDNA Unicode form), and
+compared in its canonical form (`normalize_email`): uniqueness, logins and
+login limits use that one.
+"""
 
 import unicodedata
+
+from confusable_homoglyphs import categories
 
 from ..db import DbSession
 from ..models import User
@@ -9,16 +17,42 @@ from ..sessions.contract import UserSessions
 from .passwords import hash_password
 from .users import set_user_field
 
+# Scripts that go with any other: digits and punctuation (Common), combining
+# marks (Inherited).
+_ANY_SCRIPT = {"COMMON", "INHERITED"}
+# The mixes Unicode's "highly restrictive" level (UTS #39) allows: Latin with
+# the scripts written together in Japanese, Chinese and Korean.
+_MIXES = (
+    {"LATIN", "HAN", "HIRAGANA", "KATAKANA"},
+    {"LATIN", "HAN", "BOPOMOFO"},
+    {"LATIN", "HAN", "HANGUL"},
+)
+
 
 def normalize_email(email: str) -> str:
-    """The form every email is stored, looked up and rate-limited in.
+    """The canonical form: what every email is compared, looked up and
+    rate-limited in, never shown.
 
     Surrounding whitespace goes, compatibility characters become their plain
-    form (NFKC: fullwidth letters are plain letters) and case is folded (`ß`
-    matches `SS`), normalised again as folding can denormalise. The column
+    form (NFKC: `ﬁ` is `fi`, fullwidth letters are plain letters) and case is
+    folded (`ß` matches `SS`: `Straße@` and `STRASSE@` are one account),
+    normalised again as folding can denormalise. The column
     is then compared exactly: `victim@` and `victím@` are two addresses.
     """
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.strip()).casefold())
+
+
+def mixes_scripts(email: str) -> bool:
+    """Whether the local part mixes letters of scripts that are not written
+    together: `paypal@` with a Cyrillic letter for its `a` passes for `paypal@`.
+
+    The script of each character comes from Unicode's data as
+    `confusable_homoglyphs` ships it (Python's `unicodedata` has no scripts);
+    the mixes allowed are those of UTS #39's "highly restrictive" level.
+    """
+    local = normalize_email(email).rpartition("@")[0]
+    scripts = {categories.alias(char) for char in local} - _ANY_SCRIPT
+    return len(scripts) > 1 and not any(scripts <= mix for mix in _MIXES)
 
 
 def change_password(

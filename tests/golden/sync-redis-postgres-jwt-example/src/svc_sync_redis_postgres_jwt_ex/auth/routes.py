@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse
 from ..config import Settings, SettingsDep
 from ..db import DbSession
 from ..responses import errors
-from ..sessions.deps import CurrentSession, SessionStoreDep
+from ..sessions.deps import CurrentSession, SessionStoreDep, UserSessionsDep
 from ..sessions.session import Session, hash_token
 from . import account_routes
 from .accounts import change_password, normalize_email
 from .deps import CurrentUser
 from .limits import LoginLimits
-from .passwords import verify_password
+from .passwords import HashingBusy, verify_password
 from .schemas import (
     PasswordChange,
     RefreshIn,
@@ -29,7 +29,7 @@ from .tokens import (
     create_refresh_token,
     read_refresh_token,
 )
-from .users import find_user, get_user
+from .users import end_reads, find_user, get_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
 router.include_router(account_routes.router)
@@ -72,9 +72,15 @@ def token(
     limits.reserve(form.username)
     user = find_user(db, normalize_email(form.username))
     password_hash = user.password_hash if user is not None and user.is_active else None
+    # No pooled connection is held through the hash.
+    end_reads(db)
     # Checked whether or not the user exists (against a dummy hash if not):
     # an unknown email takes as long as a wrong password.
-    valid = verify_password(form.password, password_hash)
+    try:
+        valid = verify_password(form.password, password_hash)
+    except HashingBusy:
+        limits.not_checked(form.username)
+        raise
     if user is None or not valid:
         return refused("Invalid email or password")
     limits.succeeded(form.username)
@@ -139,7 +145,7 @@ def password(
     body: PasswordChange,
     user: CurrentUser,
     session: CurrentSession,
-    store: SessionStoreDep,
+    sessions: UserSessionsDep,
     limits: LoginLimits,
     db: DbSession,
     settings: SettingsDep,
@@ -147,11 +153,17 @@ def password(
     """Change the password: every other session of the user ends, and this
     one goes on under a new id, with new tokens (the old ones stop working)."""
     limits.reserve(user.email)
-    if not verify_password(body.current_password, user.password_hash):
+    end_reads(db)
+    try:
+        valid = verify_password(body.current_password, user.password_hash)
+    except HashingBusy:
+        limits.not_checked(user.email)
+        raise
+    if not valid:
         # 403, not 401: the session is fine.
         return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
     limits.succeeded(user.email)
-    change_password(user, body.new_password, store, db)
+    change_password(user, body.new_password, sessions, db)
     session.login(user.id)
     _, sid = session.pending_id()
     return issue_tokens(session, user.id, sid, settings)

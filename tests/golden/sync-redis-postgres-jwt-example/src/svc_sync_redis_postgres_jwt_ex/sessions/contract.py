@@ -1,10 +1,9 @@
 """What a session store does, whichever backend keeps the sessions.
 
-This project's store is `SessionStore` in `redis_store.py`. Code outside
+This project's store is `SessionStore` in `store.py`. Code outside
 `sessions/` that is handed a store asks for one of these small interfaces,
 not for that class, so a store of another backend only has to fulfil them
-(mypy checks that this one does, where it is passed). The failed-login
-counters a store also keeps are `auth.limits.Counters`.
+(mypy checks that this one does, where it is passed).
 """
 
 from typing import Any, Protocol
@@ -54,3 +53,18 @@ class UserSessions(Protocol):
 
     def delete_for_user(self, user_id: int) -> None:
         """End every session of the user."""
+
+
+class Counters(Protocol):
+    """Rate-limit counters, shared by every worker process (`auth.limits`)."""
+
+    def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
+        """Count one event under `key`, at once and outside the request's unit
+        of work; returns the count in the current window (this one included)
+        and when the window ends."""
+
+    def give_back(self, key: str, now: float) -> None:
+        """Take back one event under `key`, if its window is still running."""
+
+    def clear(self, key: str) -> None:
+        """Start the count under `key` again."""

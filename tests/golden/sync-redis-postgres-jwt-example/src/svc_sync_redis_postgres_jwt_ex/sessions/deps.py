@@ -8,41 +8,42 @@ from fastapi.security import OAuth2PasswordBearer
 
 from ..auth.tokens import decode_access_token
 from ..config import Settings, get_settings
-from ..db import DbSession, after_rollback, before_commit
+from ..db import DbSession, before_commit
 from ..security import CONTENT_TOO_LARGE, mark_session_used
-from .contract import Store
-from .redis_store import RedisClient, SessionStore
+from .contract import Counters, Store, UserSessions
 from .session import (
     Session,
     SessionState,
     data_size,
     hash_token,
 )
+from .store import request_counters, request_store, request_user_sessions
 
 
-def request_store(request: Request) -> SessionStore:
-    """The request's one session store, made on first use and shared by
-    `get_session`, `get_current_user` and the routes (it journals the writes to undo).
-
-    They call this directly rather than through `Depends(get_store)`: every
-    dependency FastAPI solves costs each request CPU time."""
-    store: SessionStore | None = getattr(request.state, "session_store", None)
-    if store is None:
-        settings = get_settings(request)
-        redis: RedisClient = request.app.state.redis
-        store = SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
-        request.state.session_store = store
-    return store
-
-
-# The store makes no call when created: `async`, so FastAPI runs it in the
+# The store makes no call when created: `async`, so FastAPI runs this in the
 # event loop, not in a worker thread.
-async def get_store(request: Request) -> SessionStore:
-    """This request's view of the Redis session store."""
-    return request_store(request)
+async def get_store(request: Request, db: DbSession) -> Store:
+    """This request's session store (`store.request_store`)."""
+    return request_store(request, db)
 
 
-SessionStoreDep = Annotated[SessionStore, Depends(get_store, scope="function")]
+SessionStoreDep = Annotated[Store, Depends(get_store, scope="function")]
+
+
+# Neither makes a call when created: `async`, so FastAPI runs these in the
+# event loop, not in a worker thread.
+async def get_user_sessions(request: Request, db: DbSession) -> UserSessions:
+    """Every session of a user, for listings and to end them all."""
+    return request_user_sessions(request, db)
+
+
+async def get_counters(request: Request, db: DbSession) -> Counters:
+    """The rate-limit counters (`auth.limits`)."""
+    return request_counters(request, db)
+
+
+UserSessionsDep = Annotated[UserSessions, Depends(get_user_sessions, scope="function")]
+CountersDep = Annotated[Counters, Depends(get_counters, scope="function")]
 
 # Reads `Authorization: Bearer`, and gives the API docs their Authorize button.
 bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -64,7 +65,7 @@ def get_session(
     store's module).
     """
     settings = get_settings(request)
-    store = request_store(request)
+    store = request_store(request, db)
     mark_session_used(request)
     session = Session()
     claims = decode_access_token(access_token, settings) if access_token else None
@@ -77,7 +78,6 @@ def get_session(
         lambda: save_session(session, store, settings, time.time()),
         needed=lambda: save_needed(session, settings, time.time()),
     )
-    after_rollback(db, store.rollback)
     return session
 
 

@@ -19,14 +19,18 @@ the server has transactions, and otherwise each with an inverse that puts
 the session back as it was loaded if the request fails.
 """
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
-from pymongo import ReturnDocument
+from fastapi import FastAPI, Request
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
 
-from ..db import UnitOfWork
+from ..db import DbSession, Document, Mongo, UnitOfWork, database_ok
 from .session import DELETED, Increment, LimitExceeded, SessionState
 
 
@@ -51,8 +55,7 @@ def _date(timestamp: float) -> datetime:
 class SessionStore:
     def __init__(self, db: UnitOfWork) -> None:
         self.db = db
-        self.sessions = db.sessions
-        self.limits = db.rate_limits
+        self.sessions = db.database["sessions"]
 
     async def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None (unknown or expired)."""
@@ -133,6 +136,14 @@ class SessionStore:
         if previous is not None:
             self.db.on_rollback(partial(self.sessions.insert_one, previous))
 
+
+class UserSessions:
+    """Every session of one user, by the `user_id` index (`contract.UserSessions`)."""
+
+    def __init__(self, db: UnitOfWork) -> None:
+        self.db = db
+        self.sessions = db.database["sessions"]
+
     async def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
         cursor = self.sessions.find(
             {"user_id": user_id, "expires_at": {"$gt": now}}, session=self.db.txn
@@ -146,6 +157,13 @@ class SessionStore:
         if documents:
             await self.sessions.delete_many({"user_id": user_id}, session=self.db.txn)
             self.db.on_rollback(partial(self.sessions.insert_many, documents))
+
+
+class LoginCounters:
+    """Rate-limit counters in `rate_limits` (`auth.limits.Counters`)."""
+
+    def __init__(self, db: UnitOfWork) -> None:
+        self.limits = db.database["rate_limits"]
 
     async def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
         """Count one event under `key`; returns the count in its current window
@@ -170,7 +188,7 @@ class SessionStore:
         document = cast(dict[str, Any], counter)
         return document["hits"], document["resets_at"]
 
-    async def undo(self, key: str, now: float) -> None:
+    async def give_back(self, key: str, now: float) -> None:
         """Take back one event under `key` (if its window is still running)."""
         await self.limits.update_one(
             {"_id": key, "resets_at": {"$gt": now}, "hits": {"$gt": 0}}, {"$inc": {"hits": -1}}
@@ -178,3 +196,55 @@ class SessionStore:
 
     async def clear(self, key: str) -> None:
         await self.limits.delete_one({"_id": key})
+
+
+async def create_indexes(database: AsyncDatabase[Document]) -> None:
+    """Create the indexes of the session collections (a no-op when they exist)."""
+    await database.sessions.create_indexes(
+        [
+            IndexModel([("handle", ASCENDING)], unique=True),
+            IndexModel([("user_id", ASCENDING)]),
+            # MongoDB deletes a session about a minute after `expires`.
+            IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
+        ]
+    )
+    await database.rate_limits.create_index([("expires", ASCENDING)], expireAfterSeconds=0)
+
+
+def request_store(request: Request, db: DbSession) -> SessionStore:
+    """The request's one session store, made on first use: the `sessions`
+    collection, written through the request's unit of work."""
+    store: SessionStore | None = getattr(request.state, "session_store", None)
+    if store is None:
+        store = SessionStore(db)
+        request.state.session_store = store
+    return store
+
+
+def request_user_sessions(_request: Request, db: DbSession) -> UserSessions:
+    """The user-session index of this request, written through its unit of work."""
+    return UserSessions(db)
+
+
+def request_counters(_request: Request, db: DbSession) -> LoginCounters:
+    """This request's rate-limit counters (written at once, outside the unit of work)."""
+    return LoginCounters(db)
+
+
+async def store_ok(request: Request) -> bool:
+    """Sessions live in the database: usable when it is (`health.py`)."""
+    return await database_ok(request)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The session collections' indexes, made at start-up. Sessions expire
+    by the TTL index on `expires`: nothing to purge."""
+    mongo: Mongo = app.state.mongo
+    await create_indexes(mongo.database)
+    yield
+
+
+def add_store_error_handlers(app: FastAPI) -> None:
+    """Nothing to add: the session collection's errors are the database's
+    (`db_errors.py`)."""

@@ -4,9 +4,14 @@ Rate-limit counts are the exception: each commits at once, on its own.
 A read before that transaction begins runs on its own (`db.read_row`).
 """
 
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict
+from functools import partial
 from typing import Any, cast
 
+from fastapi import FastAPI, Request
 from sqlalchemy import (
     Column,
     CursorResult,
@@ -20,10 +25,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as upsert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from ..db import read_row
+from ..config import Settings
+from ..db import DbSession, database_ok, read_row
 from ..models import RateLimit, SessionRecord, User
+from .purge import purging
+from .purge_lock import purge_turn
 from .session import SessionState, apply_changes
 
 _table = cast(Table, SessionRecord.__table__)
@@ -117,6 +125,20 @@ class SessionStore:
     async def delete(self, session_id: str) -> None:
         await self.db.execute(delete(_table).where(_table.c.id == session_id))
 
+    async def purge_expired(self, now: float) -> int:
+        """Delete expired sessions, and rate-limit windows that ended; returns
+        how many sessions went."""
+        await self.db.execute(delete(_limits).where(_limits.c.resets_at <= now))
+        result = await self.db.execute(delete(_table).where(_table.c.expires_at <= now))
+        return cast(CursorResult[Any], result).rowcount
+
+
+class UserSessions:
+    """Every session of one user, in the session table (`contract.UserSessions`)."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
     async def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
         result = await self.db.execute(
             select(_table)
@@ -127,6 +149,14 @@ class SessionStore:
 
     async def delete_for_user(self, user_id: int) -> None:
         await self.db.execute(delete(_table).where(_table.c.user_id == user_id))
+
+
+class LoginCounters:
+    """Rate-limit counters in the `rate_limits` table (`auth.limits.Counters`).
+    Each count commits at once, on its own."""
+
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
 
     async def _commit(self) -> None:
         """End the request's transaction here, so that a rate-limit count is a
@@ -156,7 +186,7 @@ class SessionStore:
         await self.db.commit()
         return hits, resets_at
 
-    async def undo(self, key: str, now: float) -> None:
+    async def give_back(self, key: str, now: float) -> None:
         """Take back one event under `key` (if its window is still running)."""
         await self._commit()
         await self.db.execute(
@@ -171,9 +201,50 @@ class SessionStore:
         await self.db.execute(delete(_limits).where(_limits.c.name == key))
         await self.db.commit()
 
-    async def purge_expired(self, now: float) -> int:
-        """Delete expired sessions, and rate-limit windows that ended; returns
-        how many sessions went."""
-        await self.db.execute(delete(_limits).where(_limits.c.resets_at <= now))
-        result = await self.db.execute(delete(_table).where(_table.c.expires_at <= now))
-        return cast(CursorResult[Any], result).rowcount
+
+def request_store(request: Request, db: DbSession) -> SessionStore:
+    """The request's one session store, made on first use: the session table,
+    written through the request's transaction."""
+    store: SessionStore | None = getattr(request.state, "session_store", None)
+    if store is None:
+        store = SessionStore(db)
+        request.state.session_store = store
+    return store
+
+
+def request_user_sessions(_request: Request, db: DbSession) -> UserSessions:
+    """The user-session index of this request: the same table, the same
+    transaction."""
+    return UserSessions(db)
+
+
+def request_counters(_request: Request, db: DbSession) -> LoginCounters:
+    """This request's rate-limit counters."""
+    return LoginCounters(db)
+
+
+async def store_ok(request: Request) -> bool:
+    """Sessions live in the database: usable when it is (`health.py`)."""
+    return await database_ok(request)
+
+
+async def purge_expired_sessions(engine: AsyncEngine) -> int | None:
+    """Delete expired sessions; None when another process is purging."""
+    async with purge_turn(engine) as db:
+        return None if db is None else await SessionStore(db).purge_expired(time.time())
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """Expired sessions are refused when read; this deletes their rows, in
+    the background, every `SESSION_CLEANUP_INTERVAL` seconds."""
+    settings: Settings = app.state.settings
+    engine = app.state.engine
+    purge = partial(purge_expired_sessions, engine)
+    async with purging(purge, settings.session_cleanup_interval):
+        yield
+
+
+def add_store_error_handlers(app: FastAPI) -> None:
+    """Nothing to add: the session table's errors are the database's
+    (`db_errors.py`)."""

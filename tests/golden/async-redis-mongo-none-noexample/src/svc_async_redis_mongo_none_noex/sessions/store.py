@@ -17,17 +17,19 @@ WATCH/MULTI transaction retried when another request saved the session in
 between: concurrent requests that change different keys keep every change.
 """
 
+import contextlib
 import json
-from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, cast
-from urllib.parse import unquote, urlsplit
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import asdict, replace
+from typing import Any, cast
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.asyncio.sentinel import Sentinel
+from fastapi import FastAPI, Request
+from redis.exceptions import RedisClusterException, RedisError
 
+from ..config import Settings, get_settings
+from ..db import DbSession, after_rollback
+from .redis_client import AnyPipeline, RedisClient, create_redis, is_cluster
+from .redis_errors import add_redis_error_handlers
 from .session import (
     DELETED,
     Increment,
@@ -46,132 +48,6 @@ return 0
 """
 
 Undo = Callable[[], Coroutine[Any, Any, object]]
-
-# A client of one server (a Sentinel-managed master's client is one too), or of a Cluster.
-RedisClient = Redis | RedisCluster
-AnyPipeline = Pipeline | ClusterPipeline
-
-SCHEMES = (
-    *(f"{tls}{kind}" for tls in ("redis", "rediss") for kind in ("", "+sentinel", "+cluster")),
-    "unix",
-)
-# Connections and pools: fail fast when a server is down, reconnect by themselves after.
-CLIENT_OPTIONS: dict[str, Any] = {
-    "decode_responses": True,
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-    "health_check_interval": 30,
-}
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """What a `REDIS_URL` names (the URL forms of redis-py and the `limits` library):
-
-    redis://[[user]:password@]host:port/db               one server (rediss://: TLS;
-                                                         unix:///path: its socket)
-    redis+sentinel://[[user]:password@]host:port,.../service[/db]
-                                                         the master that these Sentinels
-                                                         know as `service`
-    redis+cluster://[[user]:password@]host:port,...      a Cluster; these nodes are
-                                                         where discovery starts
-    Credentials are those of the Redis servers (the Sentinels are asked without any).
-    """
-
-    kind: Literal["server", "sentinel", "cluster"]
-    url: str
-    nodes: list[tuple[str, int]]
-    service: str
-    db: int
-    username: str | None
-    password: str | None
-    ssl: bool
-
-
-def _node(text: str, default_port: int) -> tuple[str, int]:
-    host, colon, port = text.rpartition(":")
-    if not colon or host.endswith(":"):  # no port (or an IPv6 address without brackets)
-        host, port = text, str(default_port)
-    if not host or not port.isdigit():
-        msg = f"REDIS_URL: {text!r} is not host:port"
-        raise ValueError(msg)
-    return host.strip("[]"), int(port)
-
-
-def parse_redis_url(url: str) -> RedisTarget:
-    """The deployment that `url` names; ValueError, saying why, if it names none."""
-    scheme, separator, _ = url.partition("://")
-    if not separator or scheme not in SCHEMES:
-        msg = f"REDIS_URL must start with one of {', '.join(s + '://' for s in SCHEMES)}"
-        raise ValueError(msg)
-    parts = urlsplit(url)
-    if scheme == "unix":  # one server's socket: unix:///path/to/redis.sock?db=0
-        return RedisTarget("server", url, [], "", 0, None, None, ssl=False)
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = userinfo.partition(":")
-    kind: Literal["server", "sentinel", "cluster"] = "server"
-    if scheme.endswith("+sentinel"):
-        kind = "sentinel"
-    elif scheme.endswith("+cluster"):
-        kind = "cluster"
-    default_port = 26379 if kind == "sentinel" else 6379
-    nodes = [_node(host, default_port) for host in hosts.split(",") if host]
-    path = [segment for segment in parts.path.split("/") if segment]
-    service = path.pop(0) if kind == "sentinel" and path else ""
-    if not nodes or (kind == "sentinel" and not service):
-        msg = "REDIS_URL names no Sentinel service (redis+sentinel://host:26379/service/0)"
-        if not nodes:
-            msg = f"REDIS_URL names no host: {scheme}://host:port"
-        raise ValueError(msg)
-    if kind == "server" and len(nodes) > 1:
-        msg = "REDIS_URL names several hosts: use redis+sentinel:// or redis+cluster://"
-        raise ValueError(msg)
-    db = path[0] if path else "0"
-    if len(path) > 1 or not db.isdigit() or (kind == "cluster" and db != "0"):
-        msg = "REDIS_URL: a Cluster has database 0 only" if kind == "cluster" else ""
-        raise ValueError(msg or f"REDIS_URL: {parts.path!r} is not a database number")
-    return RedisTarget(
-        kind=kind,
-        url=url,
-        nodes=nodes,
-        service=service,
-        db=int(db),
-        username=unquote(username) or None,
-        password=unquote(password) or None,
-        ssl=scheme.startswith("rediss"),
-    )
-
-
-def create_redis(url: str) -> RedisClient:
-    """A client for the deployment that `url` names (see `RedisTarget`), with
-    connection pools that reconnect by themselves after an outage. A Sentinel
-    client asks the Sentinels for the master again when its master fails over."""
-    target = parse_redis_url(url)
-    if target.kind == "server":
-        return Redis.from_url(url, **CLIENT_OPTIONS)
-    credentials: dict[str, Any] = {
-        "username": target.username,
-        "password": target.password,
-        "ssl": target.ssl,
-    }
-    if target.kind == "sentinel":
-        # Some redis-py releases leave these unannotated, others do not.
-        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
-            target.nodes, socket_connect_timeout=2, socket_timeout=2
-        )
-        master: Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
-            target.service, db=target.db, **credentials, **CLIENT_OPTIONS
-        )
-        return master
-    nodes = [
-        ClusterNode(host, port)  # type: ignore[no-untyped-call, unused-ignore]
-        for host, port in target.nodes
-    ]
-    return RedisCluster(
-        startup_nodes=nodes,
-        **credentials,
-        **CLIENT_OPTIONS,
-    )
 
 
 def hash_tag(value: object) -> str:
@@ -315,3 +191,50 @@ class SessionStore:
         """Undo this request's writes, newest first."""
         while self.journal:
             await self.journal.pop()()
+
+
+def request_store(request: Request, db: DbSession) -> SessionStore:
+    """The request's one session store, made on first use. If the request
+    fails, its session writes are undone after the database rollback."""
+    store: SessionStore | None = getattr(request.state, "session_store", None)
+    if store is None:
+        settings = get_settings(request)
+        redis: RedisClient = request.app.state.redis
+        store = SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
+        after_rollback(db, store.rollback)
+        request.state.session_store = store
+    return store
+
+
+async def store_ok(request: Request) -> bool:
+    """Can requests use Redis (the readiness probe, `health.py`)? A server or
+    a Sentinel-managed master: does it answer. A Cluster: is its state ok,
+    which a PING to one live node would not tell (a master down fails every
+    request on its slots until a replica takes over)."""
+    redis: RedisClient = request.app.state.redis
+    try:
+        if is_cluster(redis):
+            info = await redis.cluster_info()
+            return bool(info.get("cluster_state") == "ok")
+        await redis.ping()
+    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The Redis client, for as long as the application runs. Sessions
+    expire in Redis by themselves: nothing to purge."""
+    settings: Settings = app.state.settings
+    redis = create_redis(settings.redis_url)
+    app.state.redis = redis
+    try:
+        yield
+    finally:
+        await redis.aclose()
+
+
+def add_store_error_handlers(app: FastAPI) -> None:
+    """A request that finds Redis unreachable gets 503 (`redis_errors.py`)."""
+    add_redis_error_handlers(app)

@@ -23,17 +23,19 @@ WATCH/MULTI transaction retried when another request saved the session in
 between: concurrent requests that change different keys keep every change.
 """
 
+import contextlib
 import json
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, cast
-from urllib.parse import unquote, urlsplit
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, replace
+from typing import Any, cast
 
-from redis import Redis
-from redis.client import Pipeline
-from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.sentinel import Sentinel
+from fastapi import FastAPI, Request
+from redis.exceptions import RedisClusterException, RedisError
 
+from ..config import Settings, get_settings
+from ..db import DbSession, after_rollback
+from .redis_client import AnyPipeline, RedisClient, create_redis, is_cluster
+from .redis_errors import add_redis_error_handlers
 from .session import (
     DELETED,
     Increment,
@@ -67,132 +69,6 @@ return 0
 """
 
 Undo = Callable[[], object]
-
-# A client of one server (a Sentinel-managed master's client is one too), or of a Cluster.
-RedisClient = Redis | RedisCluster
-AnyPipeline = Pipeline | ClusterPipeline
-
-SCHEMES = (
-    *(f"{tls}{kind}" for tls in ("redis", "rediss") for kind in ("", "+sentinel", "+cluster")),
-    "unix",
-)
-# Connections and pools: fail fast when a server is down, reconnect by themselves after.
-CLIENT_OPTIONS: dict[str, Any] = {
-    "decode_responses": True,
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-    "health_check_interval": 30,
-}
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """What a `REDIS_URL` names (the URL forms of redis-py and the `limits` library):
-
-    redis://[[user]:password@]host:port/db               one server (rediss://: TLS;
-                                                         unix:///path: its socket)
-    redis+sentinel://[[user]:password@]host:port,.../service[/db]
-                                                         the master that these Sentinels
-                                                         know as `service`
-    redis+cluster://[[user]:password@]host:port,...      a Cluster; these nodes are
-                                                         where discovery starts
-    Credentials are those of the Redis servers (the Sentinels are asked without any).
-    """
-
-    kind: Literal["server", "sentinel", "cluster"]
-    url: str
-    nodes: list[tuple[str, int]]
-    service: str
-    db: int
-    username: str | None
-    password: str | None
-    ssl: bool
-
-
-def _node(text: str, default_port: int) -> tuple[str, int]:
-    host, colon, port = text.rpartition(":")
-    if not colon or host.endswith(":"):  # no port (or an IPv6 address without brackets)
-        host, port = text, str(default_port)
-    if not host or not port.isdigit():
-        msg = f"REDIS_URL: {text!r} is not host:port"
-        raise ValueError(msg)
-    return host.strip("[]"), int(port)
-
-
-def parse_redis_url(url: str) -> RedisTarget:
-    """The deployment that `url` names; ValueError, saying why, if it names none."""
-    scheme, separator, _ = url.partition("://")
-    if not separator or scheme not in SCHEMES:
-        msg = f"REDIS_URL must start with one of {', '.join(s + '://' for s in SCHEMES)}"
-        raise ValueError(msg)
-    parts = urlsplit(url)
-    if scheme == "unix":  # one server's socket: unix:///path/to/redis.sock?db=0
-        return RedisTarget("server", url, [], "", 0, None, None, ssl=False)
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = userinfo.partition(":")
-    kind: Literal["server", "sentinel", "cluster"] = "server"
-    if scheme.endswith("+sentinel"):
-        kind = "sentinel"
-    elif scheme.endswith("+cluster"):
-        kind = "cluster"
-    default_port = 26379 if kind == "sentinel" else 6379
-    nodes = [_node(host, default_port) for host in hosts.split(",") if host]
-    path = [segment for segment in parts.path.split("/") if segment]
-    service = path.pop(0) if kind == "sentinel" and path else ""
-    if not nodes or (kind == "sentinel" and not service):
-        msg = "REDIS_URL names no Sentinel service (redis+sentinel://host:26379/service/0)"
-        if not nodes:
-            msg = f"REDIS_URL names no host: {scheme}://host:port"
-        raise ValueError(msg)
-    if kind == "server" and len(nodes) > 1:
-        msg = "REDIS_URL names several hosts: use redis+sentinel:// or redis+cluster://"
-        raise ValueError(msg)
-    db = path[0] if path else "0"
-    if len(path) > 1 or not db.isdigit() or (kind == "cluster" and db != "0"):
-        msg = "REDIS_URL: a Cluster has database 0 only" if kind == "cluster" else ""
-        raise ValueError(msg or f"REDIS_URL: {parts.path!r} is not a database number")
-    return RedisTarget(
-        kind=kind,
-        url=url,
-        nodes=nodes,
-        service=service,
-        db=int(db),
-        username=unquote(username) or None,
-        password=unquote(password) or None,
-        ssl=scheme.startswith("rediss"),
-    )
-
-
-def create_redis(url: str) -> RedisClient:
-    """A client for the deployment that `url` names (see `RedisTarget`), with
-    connection pools that reconnect by themselves after an outage. A Sentinel
-    client asks the Sentinels for the master again when its master fails over."""
-    target = parse_redis_url(url)
-    if target.kind == "server":
-        return Redis.from_url(url, **CLIENT_OPTIONS)
-    credentials: dict[str, Any] = {
-        "username": target.username,
-        "password": target.password,
-        "ssl": target.ssl,
-    }
-    if target.kind == "sentinel":
-        # Some redis-py releases leave these unannotated, others do not.
-        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
-            target.nodes, socket_connect_timeout=2, socket_timeout=2
-        )
-        master: Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
-            target.service, db=target.db, **credentials, **CLIENT_OPTIONS
-        )
-        return master
-    nodes = [
-        ClusterNode(host, port)  # type: ignore[no-untyped-call, unused-ignore]
-        for host, port in target.nodes
-    ]
-    return RedisCluster(
-        startup_nodes=nodes,
-        **credentials,
-        **CLIENT_OPTIONS,
-    )
 
 
 def hash_tag(value: object) -> str:
@@ -392,27 +268,49 @@ class SessionStore:
             self.journal.append(lambda: self._merge(session_id, {"refresh_hash": old}, {}))
         return swapped
 
+    def rollback(self) -> None:
+        """Undo this request's writes, newest first."""
+        while self.journal:
+            self.journal.pop()()
+
+
+class UserSessions:
+    """Every session of one user (`contract.UserSessions`): the set at
+    `user:{<user id>}`, which the store's writes keep. Deletes go through
+    the store, so they are undone with its other writes."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
     def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
-        members = self.redis.smembers(self._user_key(user_id))
+        members = self.store.redis.smembers(self.store._user_key(user_id))
         ids = sorted(_text(member) for member in members)
         if not ids:
             return []
         # Not MGET: a user's sessions lie in different Cluster slots.
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.store.redis.pipeline(transaction=False)
         for session_id in ids:
-            pipe.get(self._key(session_id))
+            pipe.get(self.store._key(session_id))
         raws = pipe.execute()
         states = [_load(raw, now) for raw in raws]
         gone = [session_id for session_id, raw in zip(ids, raws, strict=True) if raw is None]
         if gone:
-            self.redis.srem(self._user_key(user_id), *gone)
-        live = [self._remember(state) for state in states]
+            self.store.redis.srem(self.store._user_key(user_id), *gone)
+        live = [self.store._remember(state) for state in states]
         return sorted((state for state in live if state is not None), key=lambda s: s.created_at)
 
     def delete_for_user(self, user_id: int) -> None:
         for state in self.list_for_user(user_id, 0):
-            self.delete(state.id)
-        self.redis.delete(self._user_key(user_id))
+            self.store.delete(state.id)
+        self.store.redis.delete(self.store._user_key(user_id))
+
+
+class LoginCounters:
+    """Rate-limit counters at `limit:<key>` (`auth.limits.Counters`)."""
+
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
 
     def _limit_key(self, key: str) -> str:
         return f"{self.prefix}limit:{key}"
@@ -430,14 +328,67 @@ class SessionStore:
         hits, ttl_ms = cast(list[int], counted)
         return int(hits), now + max(ttl_ms, 0) / 1000
 
-    def undo(self, key: str, now: float) -> None:
+    def give_back(self, key: str, now: float) -> None:
         """Take back one event under `key` (if its window is still running)."""
         cast(Any, self.redis).eval(_UNDO, 1, self._limit_key(key))
 
     def clear(self, key: str) -> None:
         self.redis.delete(self._limit_key(key))
 
-    def rollback(self) -> None:
-        """Undo this request's writes, newest first."""
-        while self.journal:
-            self.journal.pop()()
+
+def request_store(request: Request, db: DbSession) -> SessionStore:
+    """The request's one session store, made on first use. If the request
+    fails, its session writes are undone after the database rollback."""
+    store: SessionStore | None = getattr(request.state, "session_store", None)
+    if store is None:
+        settings = get_settings(request)
+        redis: RedisClient = request.app.state.redis
+        store = SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
+        after_rollback(db, store.rollback)
+        request.state.session_store = store
+    return store
+
+
+def request_user_sessions(request: Request, db: DbSession) -> UserSessions:
+    """The user-session index of this request, kept by its store."""
+    return UserSessions(request_store(request, db))
+
+
+def request_counters(request: Request, _db: DbSession) -> LoginCounters:
+    """Rate-limit counters: written at once, never undone with the request."""
+    settings = get_settings(request)
+    return LoginCounters(request.app.state.redis, settings.redis_prefix)
+
+
+def store_ok(request: Request) -> bool:
+    """Can requests use Redis (the readiness probe, `health.py`)? A server or
+    a Sentinel-managed master: does it answer. A Cluster: is its state ok,
+    which a PING to one live node would not tell (a master down fails every
+    request on its slots until a replica takes over)."""
+    redis: RedisClient = request.app.state.redis
+    try:
+        if is_cluster(redis):
+            info = redis.cluster_info()
+            return bool(info.get("cluster_state") == "ok")
+        redis.ping()
+    except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """The Redis client, for as long as the application runs. Sessions
+    expire in Redis by themselves: nothing to purge."""
+    settings: Settings = app.state.settings
+    redis = create_redis(settings.redis_url)
+    app.state.redis = redis
+    try:
+        yield
+    finally:
+        redis.close()
+
+
+def add_store_error_handlers(app: FastAPI) -> None:
+    """A request that finds Redis unreachable gets 503 (`redis_errors.py`)."""
+    add_redis_error_handlers(app)

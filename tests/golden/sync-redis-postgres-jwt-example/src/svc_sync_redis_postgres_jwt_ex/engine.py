@@ -1,0 +1,44 @@
+"""The PostgreSQL engine, directly or through PgBouncer in transaction mode."""
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+
+from .config import Settings
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    """Create the engine (it connects lazily, on first use)."""
+    connect_args: dict[str, Any] = {}
+    if settings.database_pgbouncer:
+        # PgBouncer in transaction mode runs each transaction on any of its
+        # server connections, so a statement prepared in one transaction is
+        # missing (or its name taken) in the next.
+        # psycopg prepares a query once a connection has run it 5 times
+        # (`prepare_threshold`); None: never.
+        connect_args = {"prepare_threshold": None}
+    # A fixed pool without overflow: under load a request waits for a
+    # pooled connection instead of opening (and closing) extra ones.
+    # Connections are not pinged before each use (a round trip per request):
+    # one the server dropped fails a single request, and the pool then
+    # replaces them all.
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+        pool_recycle=3600,
+        connect_args=connect_args,
+        # Errors (and so log lines) show statements without their values:
+        # session ids, password hashes.
+        hide_parameters=True,
+    )
+
+
+def autocommit_reader(engine: Engine, settings: Settings) -> Engine | None:
+    """The engine for `db.read_row`'s reads outside a transaction. None
+    through PgBouncer in transaction mode: there a statement runs on any
+    server connection unless a transaction holds one, so reads stay in
+    transactions."""
+    if settings.database_pgbouncer:
+        return None
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
