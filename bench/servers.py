@@ -1,8 +1,10 @@
 """Which ASGI server for `python -m <package>`? Throughput and limits of the candidates, one run.
 
-    python -m bench.servers --python ENV/bin/python [--duration 5] [--connections 16]
+    python -m bench.servers [--python ENV/bin/python] [--duration 5] [--connections 16]
 
-ENV is a Python environment with fastapi, uvicorn[standard], granian and hypercorn. Each
+The servers run in an environment with fastapi, uvicorn[standard], granian and hypercorn
+(`SERVER_DEPS`): built from PyPI on the first run and cached under .cache/envs like the
+other benchmark environments, unless `--python` names one. Each
 candidate serves the same small FastAPI app (`GET /health/live`, one worker, on 127.0.0.1,
 pinned to CPU 0 while the load runs on CPU 1 when there are two) with the limits it can be
 given: 16 KiB of request headers, a 5 s deadline for them, a 5 s keep-alive. Then, per
@@ -26,7 +28,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +44,8 @@ TRICKLE_CAP = 20.0
 HALF_OPEN = 480
 HALF_OPEN_CAP = 15.0
 HALF_SENT = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+# The environment the candidates run in (see the module docstring).
+SERVER_DEPS = ["fastapi", "uvicorn[standard]", "granian", "hypercorn"]
 CANDIDATES = ["uvicorn-httptools-defaults", "uvicorn-h11", "hypercorn", "granian"]
 
 
@@ -318,13 +321,19 @@ def measure(name: str, python: str, duration: float, connections: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--python", default=sys.executable, help="the servers' environment")
+    parser.add_argument("--python", help="the servers' environment (default: built, cached)")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--only", action="append", choices=CANDIDATES)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.python is None and not args.serve:
+        # Here, not at the top: `--serve` runs this module in the servers' environment,
+        # which has none of the test helpers' dependencies.
+        from tests.support.envs import ensure_env
+
+        args.python = str(ensure_env(SERVER_DEPS)[1] / "bin" / "python")
     if args.serve:
         serve(args.serve, args.port)
         return
