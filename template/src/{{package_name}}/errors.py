@@ -62,7 +62,7 @@ class Outage:
     """One server as this process's requests find it. The first request that
     finds it unreachable (after start-up, or after it was reached again)
     logs one line naming it, where it is (`where`: host and port, never a
-    password) and why; the other failures of that outage log nothing."""
+    secret of its URL) and why; the other failures of that outage log nothing."""
 
     def __init__(self, server: str, where: str, secret: str | None = None) -> None:
         self.server = server
