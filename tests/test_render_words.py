@@ -97,6 +97,12 @@ ALLOWED = (
         "the password (and user) of a database or Redis URL",
     ),
     Allowed(
+        "auth none",
+        r"^src/PKG/(db_errors\.py|sessions/redis_errors\.py)$",
+        r"\b(url|target)\.password\)$|parsed\[\"password\"\]\)$",
+        "the password of a database or Redis URL, kept out of the outage's log line",
+    ),
+    Allowed(
         "auth jwt",
         r"^SECURITY\.md$",
         r"^cookie to ride along\.$",
