@@ -201,6 +201,9 @@ def project_subject(
             "PYTHONPATH": f"{project / 'src'}{os.pathsep}{REPO}",
             "ENVIRONMENT": "prod",
             "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+            # Production needs an SMTP server: none listens here, so the mails of the
+            # set-up's registrations fail and wait, backing off, in the outbox.
+            "SMTP_URL": "smtp://127.0.0.1:2",
             "COOKIE_SECURE": "false",
             # The docs are off in production by default; GET /docs is the bench's route
             # that ignores the session.

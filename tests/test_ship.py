@@ -317,7 +317,8 @@ def test_image_builds_and_serves(base_image: str, tmp_path: Path, answers: dict[
 
     name = f"sf_{package}"
     volume = f"sessionforge-test-{package}"
-    env = {"SECRET_KEY": secrets.token_urlsafe(32)}
+    # Production needs an SMTP server; nothing these checks do sends mail.
+    env = {"SECRET_KEY": secrets.token_urlsafe(32), "SMTP_URL": "smtp://127.0.0.1:2525"}
     if backend == "redis":
         env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
         env["REDIS_PREFIX"] = f"{name}:"

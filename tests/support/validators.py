@@ -180,6 +180,9 @@ def compose_problems(project: Path, combo: Combo) -> list[str]:
         expected.add("migrate")
     if combo.backend == "redis":
         expected.add("redis")
+    if combo.auth != "none":
+        # The mail catcher: the app's mails land there.
+        expected.add("mailpit")
     if set(services) != expected:
         problems.append(f"compose.yaml: services {sorted(services)}, expected {sorted(expected)}")
     app = services.get("app") or {}
@@ -187,8 +190,19 @@ def compose_problems(project: Path, combo: Combo) -> list[str]:
         problems.append("compose.yaml: the app is not built from the Dockerfile (build: .)")
     environment = app.get("environment") or {}
     wanted = {"DATABASE_URL"} | ({"REDIS_URL"} if combo.backend == "redis" else set())
+    if combo.auth != "none":
+        wanted |= {"SMTP_URL", "PUBLIC_URL"}
     if not isinstance(environment, dict) or not wanted <= set(environment):
         problems.append(f"compose.yaml: app environment {environment}, expected {wanted}")
+    if combo.auth != "none":
+        mailpit = services.get("mailpit") or {}
+        smtp_url = str(environment.get("SMTP_URL", "")) if isinstance(environment, dict) else ""
+        if not smtp_url.startswith("smtp://mailpit:"):
+            problems.append(f"compose.yaml: SMTP_URL {smtp_url!r} does not point at mailpit")
+        if "127.0.0.1:8025:8025" not in [str(port) for port in mailpit.get("ports") or []]:
+            problems.append("compose.yaml: Mailpit's web UI is not on 127.0.0.1:8025")
+        if "mailpit" not in (app.get("depends_on") or {}):
+            problems.append("compose.yaml: the app does not wait for mailpit")
     for name, service in services.items():
         for port in service.get("ports") or []:
             if not str(port).startswith("127.0.0.1:"):

@@ -28,6 +28,7 @@ IGNORED_NAMES: dict[str, str] = {
     "mongodb_url": "pydantic-settings field of the generated tests' settings",
     "redis_url": "pydantic-settings field of the generated tests' settings",
     "proxied_app": "Granian's app factory, named by a string in __main__.py",
+    "handle_DATA": "aiosmtpd calls its handler's hook (the generated tests' SMTP server)",
     # Response models: FastAPI serialises every field.
     "price_cents": "shop response model field",
     "stock": "shop response model field",
