@@ -36,6 +36,7 @@ IGNORED_NAMES: dict[str, str] = {
     "token_type": "jwt token response model field (OAuth2)",
     "expires_in": "jwt token response model field (OAuth2)",
     "current": "auth session-list response model field",
+    "mfa_required": "response model field of a login that waits for its second factor",
     # The unit of work's API (db.py): routes join it with these hooks.
     "after_rollback": "unit-of-work hook for writes outside the database (a Redis store uses it)",
     # The session's API for the project's own routes (sessions/session.py).
