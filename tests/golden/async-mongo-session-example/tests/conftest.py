@@ -31,6 +31,8 @@ from .fake_mongo import fake_mongo_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+# The settings of production: it needs an SMTP server (these tests send it nothing).
+PRODUCTION: dict[str, Any] = {"environment": "prod", "smtp_url": "smtp://127.0.0.1:25"}
 FROM_DOTENV: set[str] = set()
 
 

@@ -27,6 +27,7 @@ from svc_async_mongo_session_ex.sessions.session import new_token
 from svc_async_mongo_session_ex.sessions.store import SessionStore
 
 from .conftest import (
+    PRODUCTION,
     ROOT,
     TEST_KEY,
     AppFactory,
@@ -444,9 +445,9 @@ def test_production_refuses_a_missing_or_short_secret_key(settings: Settings) ->
     base = settings.model_dump()
     for bad in ([], ["x" * 31], [NEW_KEY, "short"]):
         with pytest.raises(ValidationError):
-            Settings.model_validate(base | {"environment": "prod", "secret_key": bad})
+            Settings.model_validate(base | PRODUCTION | {"secret_key": bad})
     keys = f"{NEW_KEY},{TEST_KEY}"
-    prod = Settings.model_validate(base | {"environment": "prod", "secret_key": keys})
+    prod = Settings.model_validate(base | PRODUCTION | {"secret_key": keys})
     assert prod.secret_key == [NEW_KEY, TEST_KEY]
     assert Settings.model_validate(base | {"secret_key": ["short"]}).environment == "test"
 
@@ -456,9 +457,9 @@ def test_production_refuses_a_placeholder_secret_key(settings: Settings) -> None
     base = settings.model_dump()
     for bad in (["a" * 32], [NEW_KEY, "ab" * 32], ["012345678" * 4, NEW_KEY]):
         with pytest.raises(ValidationError, match="SECRET_KEY: every key must have at least 10"):
-            Settings.model_validate(base | {"environment": "prod", "secret_key": bad})
+            Settings.model_validate(base | PRODUCTION | {"secret_key": bad})
     enough = ["0123456789" * 4]
-    assert Settings.model_validate(base | {"environment": "prod", "secret_key": enough})
+    assert Settings.model_validate(base | PRODUCTION | {"secret_key": enough})
     assert Settings.model_validate(base | {"secret_key": ["a" * 32]}).environment == "test"
 
 
@@ -688,6 +689,29 @@ async def test_request_bodies_over_the_cap_get_413_and_store_nothing(
     assert streamed.status_code == 413
     assert await probe.states() == []
     assert (await client.post("/test/session", json={"blob": "x" * 900})).status_code == 200
+
+
+async def test_a_body_trickled_past_request_body_timeout_gets_408_and_stores_nothing(
+    make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    app = await make_test_app(make_app, request_body_timeout=0.5)
+    probe = SessionProbe(app)
+    client = await make_client(app)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        """One byte every 0.2 s: each read is quick, the whole body is not."""
+        yield b'{"blob": "'
+        for _ in range(10):
+            await asyncio.sleep(0.2)
+            yield b"x"
+        yield b'"}'
+
+    slow = await client.post(
+        "/test/session", content=trickle(), headers={"Content-Type": "application/json"}
+    )
+    assert slow.status_code == 408
+    assert await probe.states() == []
+    assert (await client.post("/test/session", json={"blob": "x"})).status_code == 200
 
 
 async def test_session_data_over_the_cap_gets_413_and_is_not_stored(

@@ -86,7 +86,13 @@ def serve(
         "DATABASE_URL": database_url,
         "SECRET_KEY": TEST_KEY,
     }
-    for name in ("FORWARDED_ALLOW_IPS", "LOG_LEVEL", "REQUEST_HEADER_TIMEOUT", "WEB_CONCURRENCY"):
+    for name in (
+        "FORWARDED_ALLOW_IPS",
+        "LOG_LEVEL",
+        "REQUEST_BODY_TIMEOUT",
+        "REQUEST_HEADER_TIMEOUT",
+        "WEB_CONCURRENCY",
+    ):
         base.pop(name, None)
 
     def start(**settings: str) -> Served:
@@ -164,6 +170,32 @@ def test_a_client_slow_to_send_its_headers_is_disconnected(serve: Serve) -> None
         assert closed, "the server still waits for the headers of a slow client"
     # Everyone else is served meanwhile.
     assert httpx.get(f"{served.url}/health/live").status_code == 200
+
+
+def test_a_client_slow_to_send_its_body_gets_408(serve: Serve) -> None:
+    """REQUEST_BODY_TIMEOUT=1: a body trickled a byte at a time (each byte
+    well within any per-read timeout) is cut off with 408."""
+    served = serve(REQUEST_BODY_TIMEOUT="1")
+    body = b'{"email": "slow@example.com", "password": "a long enough password"}'
+    head = (
+        b"POST /auth/register HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    started = time.monotonic()
+    with served.connect() as sock:
+        sock.settimeout(0.25)
+        sock.sendall(head)
+        answer = b""
+        for byte in body:  # about 17 s of trickling at most
+            try:
+                sock.sendall(bytes([byte]))
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert time.monotonic() - started < 10
 
 
 def test_forwarded_headers_are_not_trusted_by_default(serve: Serve) -> None:

@@ -32,6 +32,8 @@ from .fake_mongo import fake_mongo_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+# The settings of production.
+PRODUCTION: dict[str, Any] = {"environment": "prod"}
 FROM_DOTENV: set[str] = set()
 
 

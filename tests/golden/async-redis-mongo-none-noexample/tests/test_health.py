@@ -12,6 +12,11 @@ from .fake_mongo import fake_mongo_server
 pytestmark = pytest.mark.anyio
 
 
+def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The lines logged at WARNING and above."""
+    return [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
 async def test_health_ok(client: AsyncClient) -> None:
     for path in ("/health", "/health/ready"):
         response = await client.get(path)
@@ -23,7 +28,8 @@ async def test_health_ok(client: AsyncClient) -> None:
 
 
 async def test_health_reports_an_unreachable_database_and_recovers(
-    make_app: AppFactory, make_client: ClientFactory
+    make_app: AppFactory,
+    make_client: ClientFactory,
 ) -> None:
     with fake_mongo_server() as url:
         app = await make_app(database_url=f"{url}/health")
@@ -63,6 +69,12 @@ async def test_a_redis_index_out_of_range_is_503(
     response = await client.post("/test/session")
     assert response.status_code == 503
     assert response.json() == {"detail": "Session store unavailable"}
-    # One line says why, without a traceback.
-    [line] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    # One line says why and where, without a traceback.
+    [line] = warnings(caplog)
     assert line.exc_info is None
+    redis = urlsplit(redis_url)
+    assert f"{redis.hostname}:{redis.port or 6379}" in line.getMessage()
+    # The later failures of that outage log nothing more.
+    caplog.clear()
+    assert (await client.post("/test/session")).status_code == 503
+    assert warnings(caplog) == []

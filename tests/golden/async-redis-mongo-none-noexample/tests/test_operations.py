@@ -192,7 +192,12 @@ def start_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
         ({"ENVIRONMENT": "prod", "SECRET_KEY": "a" * 32}, "SECRET_KEY"),
         ({"SESSION_IDLE_TIMEOUT": "soon"}, "SESSION_IDLE_TIMEOUT"),
     ],
-    ids=["missing-key", "short-key", "placeholder-key", "not-a-number"],
+    ids=[
+        "missing-key",
+        "short-key",
+        "placeholder-key",
+        "not-a-number",
+    ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line(
     service_env: dict[str, str], tmp_path: Path, settings: dict[str, str], variable: str

@@ -5,6 +5,7 @@ Both for real: redis-server processes of these tests' own on free ports of
 failover kills the master in the middle of a stream of requests.
 """
 
+import logging
 import shutil
 import signal
 import socket
@@ -327,6 +328,41 @@ async def test_a_cluster_out_of_reach_is_503(
     response = await client.post("/test/session", json={"colour": "blue"})
     assert response.status_code == 503
     assert response.json() == {"detail": "Session store unavailable"}
+
+
+async def test_a_sentinel_without_a_master_is_503_with_one_log_line(
+    make_app: AppFactory, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Sentinel that knows no master for the service: the service starts,
+    its requests get 503, and the first logs one line naming the Sentinel."""
+    servers = Servers()
+    try:
+        port = free_port()
+        conf = servers.dir / "sentinel-without-a-master.conf"
+        conf.write_text(f"port {port}\nbind 127.0.0.1\n")
+        servers.spawn(str(conf), "--sentinel")
+        servers.client(port)
+        app = await make_app(redis_url=f"redis+sentinel://127.0.0.1:{port}/{SERVICE}/0")
+        add_test_routes(app)
+        client = await make_client(app, raise_app_exceptions=False)
+        health = await client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["sessions"] == "unavailable"
+        for attempt in range(2):
+            caplog.clear()
+            response = await client.post("/test/session", json={"colour": "blue"})
+            assert response.status_code == 503
+            assert response.json() == {"detail": "Session store unavailable"}
+            lines = [record for record in caplog.records if record.levelno >= logging.WARNING]
+            if attempt == 0:
+                [line] = lines
+                assert line.exc_info is None
+                assert f"127.0.0.1:{port}" in line.getMessage()
+                assert SERVICE in line.getMessage()
+            else:
+                assert lines == [], "the same outage is logged once"
+    finally:
+        servers.close()
 
 
 async def test_health_sees_a_cluster_that_lost_a_master(

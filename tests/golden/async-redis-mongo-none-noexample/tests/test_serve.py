@@ -88,7 +88,13 @@ def serve(
         "REDIS_PREFIX": redis_prefix,
         "SECRET_KEY": TEST_KEY,
     }
-    for name in ("FORWARDED_ALLOW_IPS", "LOG_LEVEL", "REQUEST_HEADER_TIMEOUT", "WEB_CONCURRENCY"):
+    for name in (
+        "FORWARDED_ALLOW_IPS",
+        "LOG_LEVEL",
+        "REQUEST_BODY_TIMEOUT",
+        "REQUEST_HEADER_TIMEOUT",
+        "WEB_CONCURRENCY",
+    ):
         base.pop(name, None)
 
     def start(**settings: str) -> Served:

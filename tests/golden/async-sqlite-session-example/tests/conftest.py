@@ -27,6 +27,8 @@ from svc_async_sqlite_session_ex.sessions.session import SessionState
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+# The settings of production: it needs an SMTP server (these tests send it nothing).
+PRODUCTION: dict[str, Any] = {"environment": "prod", "smtp_url": "smtp://127.0.0.1:25"}
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,14 @@ off in production unless `API_DOCS` turns them on."""
 
 import pytest
 
-from .conftest import AppFactory, ClientFactory
+from .conftest import PRODUCTION, AppFactory, ClientFactory
 
 pytestmark = pytest.mark.anyio
 DOCS = ("/docs", "/redoc", "/openapi.json")
 
 
 async def test_docs_are_off_in_production(make_app: AppFactory, make_client: ClientFactory) -> None:
-    client = await make_client(await make_app(environment="prod"))
+    client = await make_client(await make_app(**PRODUCTION))
     for path in DOCS:
         assert (await client.get(path)).status_code == 404, path
 
@@ -18,7 +18,7 @@ async def test_docs_are_off_in_production(make_app: AppFactory, make_client: Cli
 async def test_api_docs_turns_them_on_in_production(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
-    client = await make_client(await make_app(environment="prod", api_docs=True))
+    client = await make_client(await make_app(**PRODUCTION, api_docs=True))
     for path in DOCS:
         assert (await client.get(path)).status_code == 200, path
 

@@ -40,7 +40,12 @@ async def test_me_needs_a_live_session(client: AsyncClient) -> None:
     await login(client, "ada@example.com")
     response = await client.get("/auth/me")
     assert response.status_code == 200
-    assert response.json() == {"id": user_id, "email": "ada@example.com"}
+    assert response.json() == {
+        "id": user_id,
+        "email": "ada@example.com",
+        "email_verified": False,
+        "mfa": False,
+    }
 
 
 async def test_login_issues_a_fresh_id_and_kills_the_old_one(

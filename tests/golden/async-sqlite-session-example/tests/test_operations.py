@@ -191,8 +191,21 @@ def start_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
         # 32 bytes of one character: a placeholder, not a key.
         ({"ENVIRONMENT": "prod", "SECRET_KEY": "a" * 32}, "SECRET_KEY"),
         ({"SESSION_IDLE_TIMEOUT": "soon"}, "SESSION_IDLE_TIMEOUT"),
+        # Production mails: nowhere to send them.
+        (
+            {"ENVIRONMENT": "prod", "SECRET_KEY": secrets.token_urlsafe(32), "SMTP_URL": ""},
+            "SMTP_URL",
+        ),
+        ({"SMTP_URL": "http://mail.example.com"}, "SMTP_URL"),
     ],
-    ids=["missing-key", "short-key", "placeholder-key", "not-a-number"],
+    ids=[
+        "missing-key",
+        "short-key",
+        "placeholder-key",
+        "not-a-number",
+        "no-smtp-in-production",
+        "not-an-smtp-url",
+    ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line(
     service_env: dict[str, str], tmp_path: Path, settings: dict[str, str], variable: str

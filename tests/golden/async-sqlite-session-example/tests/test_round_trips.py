@@ -8,9 +8,18 @@ from httpx import AsyncClient
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from .conftest import login, register
+from .conftest import AppFactory, login, register
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def app(make_app: AppFactory) -> FastAPI:
+    """The app without its mail sender: its reads of the outbox (after a
+    registration) are not the requests' statements."""
+    app = await make_app()
+    await app.state.mail_sender.stop()
+    return app
 
 
 class Statements:

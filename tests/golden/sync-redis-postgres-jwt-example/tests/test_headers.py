@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import Response
 
-from .conftest import AppFactory, ClientFactory
+from .conftest import PRODUCTION, AppFactory, ClientFactory
 
 pytestmark = pytest.mark.anyio
 ORIGIN = "https://app.example.com"
@@ -55,7 +55,7 @@ async def test_every_response_carries_the_security_headers(
 
 
 async def test_hsts_is_sent_in_production(make_app: AppFactory, make_client: ClientFactory) -> None:
-    for response in await responses_of_every_kind(make_app, make_client, environment="prod"):
+    for response in await responses_of_every_kind(make_app, make_client, **PRODUCTION):
         assert response.headers.get("Strict-Transport-Security") == HSTS
     for response in await responses_of_every_kind(make_app, make_client):
         assert "Strict-Transport-Security" not in response.headers

@@ -1,13 +1,17 @@
 """Migrations 0002 (the emails stored before it get their one normalised
-form) and 0003 (emails kept as given, beside their canonical form)."""
+form), 0003 (emails kept as given, beside their canonical form), then
+`credential_epoch` (the users' credential epochs), `accounts` (verified
+emails, the outbox, mailed tokens) and `second_factor` (TOTP)."""
 
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import pyotp
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 
@@ -50,6 +54,59 @@ def run(url: str, *statements: str) -> list[Any]:
         rows = list(result.all()) if result.returns_rows else []
     engine.dispose()
     return rows
+
+
+def revisions(name: str) -> tuple[str, str]:
+    """The revision of the migration named `name`, and the one before it:
+    found by name, as their numbers depend on the project's history."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    for script in scripts.walk_revisions():
+        if script.path.endswith(f"_{name}.py"):
+            assert isinstance(script.down_revision, str)
+            return script.revision, script.down_revision
+    raise AssertionError(f"no {name} migration")
+
+
+def store_a_user_before_accounts(url: str, password_hash: str) -> list[Any]:
+    """A user stored before the `accounts` migration, then the rest run."""
+    _, before = revisions("accounts")
+    migrate_to(url, before)
+    run(
+        url,
+        "INSERT INTO users (email, email_canonical, password_hash, is_active)"
+        f" VALUES ('Ada@example.com', 'ada@example.com', '{password_hash}', TRUE)",
+    )
+    migrate_to(url, "head")
+    return [tuple(row) for row in run(url, "SELECT email, email_verified FROM users")]
+
+
+@pytest.mark.anyio
+async def test_migration_accounts_keeps_the_users_made_before_it(
+    old_database: str, make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """Earlier users log in, unverified, and can ask for a link and a reset."""
+    password_hash = hash_password(PASSWORD)
+    rows = store_a_user_before_accounts(old_database, password_hash)
+    assert [(email, bool(verified)) for email, verified in rows] == [("Ada@example.com", False)]
+    client = await make_client(await make_app(database_url=old_database))
+    await login(client, "ada@example.com")
+    assert (await client.get("/auth/me")).json()["email_verified"] is False
+    assert (await client.post("/auth/verify/request")).status_code == 202
+    forgot = await client.post("/auth/password/forgot", json={"email": "ada@example.com"})
+    assert forgot.status_code == 202
+
+
+def test_migration_accounts_downgrade_keeps_the_users(old_database: str) -> None:
+    _, before = revisions("accounts")
+    migrate_to(old_database, "head")
+    run(
+        old_database,
+        "INSERT INTO users (email, email_canonical, password_hash, is_active, email_verified)"
+        " VALUES ('ada@example.com', 'ada@example.com', 'x', TRUE, TRUE)",
+    )
+    command.downgrade(alembic_config(old_database), before)
+    emails = run(old_database, "SELECT email FROM users")
+    assert [email for (email,) in emails] == ["ada@example.com"]
 
 
 def add_users(url: str, *emails: str) -> None:
@@ -132,3 +189,91 @@ def test_migration_0003_downgrade_stores_the_canonical_form_again(old_database: 
     command.downgrade(alembic_config(old_database), "0002")
     emails = run(old_database, "SELECT email FROM users")
     assert [email for (email,) in emails] == ["strasse@example.com"]
+
+
+def store_a_user_before_0004(url: str, password_hash: str) -> list[Any]:
+    """A user stored as before 0004 (no credential epoch), then 0004 run:
+    the users' epochs."""
+    migrate_to(url, "0003")
+    run(
+        url,
+        "INSERT INTO users (email, email_canonical, password_hash, is_active)"
+        f" VALUES ('ada@example.com', 'ada@example.com', '{password_hash}', TRUE)",
+    )
+    migrate_to(url, "head")
+    return [tuple(row) for row in run(url, "SELECT credential_epoch FROM users")]
+
+
+@pytest.mark.anyio
+async def test_migration_0004_gives_the_users_stored_before_it_a_credential_epoch(
+    old_database: str, make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """The users of earlier releases get epoch 0: they log in, and a password
+    change raises it and ends their other sessions."""
+    password_hash = hash_password(PASSWORD)
+    rows = store_a_user_before_0004(old_database, password_hash)
+    assert rows == [(0,)]
+    app = await make_app(database_url=old_database)
+    client, other = await make_client(app), await make_client(app)
+    await login(client, "ada@example.com")
+    await login(other, "ada@example.com")
+    change = {"current_password": PASSWORD, "new_password": "a brand new horse"}
+    changed = await client.post("/auth/password", json=change)
+    assert changed.status_code == 200
+    assert (await other.get("/auth/me")).status_code == 401
+    client.headers["Authorization"] = f"Bearer {changed.json()['access_token']}"
+    assert (await client.get("/auth/me")).status_code == 200
+    epochs = run(old_database, "SELECT credential_epoch FROM users")
+    assert epochs == [(1,)]
+
+
+def store_a_user_before_the_second_factor(url: str, password_hash: str) -> list[Any]:
+    """A user stored before the second factor's migration, then every
+    migration run: the users' emails and second-factor columns."""
+    _, before = revisions("second_factor")
+    migrate_to(url, before)
+    run(
+        url,
+        "INSERT INTO users (email, email_canonical, password_hash, is_active)"
+        f" VALUES ('Ada@example.com', 'ada@example.com', '{password_hash}', TRUE)",
+    )
+    migrate_to(url, "head")
+    return [
+        tuple(row)
+        for row in run(url, "SELECT email, totp_secret, totp_pending, totp_step FROM users")
+    ]
+
+
+@pytest.mark.anyio
+async def test_migration_second_factor_keeps_the_users_stored_before_it(
+    old_database: str, make_app: AppFactory, make_client: ClientFactory
+) -> None:
+    """The users of earlier releases log in as before, with no second factor,
+    and can set one up."""
+    password_hash = hash_password(PASSWORD)
+    rows = store_a_user_before_the_second_factor(old_database, password_hash)
+    assert rows == [("Ada@example.com", None, None, None)]
+    client = await make_client(await make_app(database_url=old_database))
+    await login(client, "ada@example.com")
+    assert (await client.get("/auth/me")).json()["mfa"] is False
+    setup = await client.post("/auth/mfa/totp", json={"current_password": PASSWORD})
+    assert setup.status_code == 200
+    code = pyotp.TOTP(setup.json()["secret"]).now()
+    confirmed = await client.post("/auth/mfa/totp/confirm", json={"code": code})
+    assert len(confirmed.json()["recovery_codes"]) == 10
+
+
+def test_migration_second_factor_downgrade_keeps_the_users(old_database: str) -> None:
+    """The downgrade turns every second factor off; the users stay."""
+    revision, before = revisions("second_factor")
+    migrate_to(old_database, revision)
+    run(
+        old_database,
+        "INSERT INTO users (id, email, email_canonical, password_hash, is_active, totp_secret)"
+        " VALUES (1, 'ada@example.com', 'ada@example.com', 'x', TRUE, 'encrypted')",
+        "INSERT INTO recovery_codes (user_id, code_hash) VALUES (1, 'hash')",
+    )
+    command.downgrade(alembic_config(old_database), before)
+    assert run(old_database, "SELECT email FROM users") == [("ada@example.com",)]
+    migrate_to(old_database, "head")
+    assert run(old_database, "SELECT totp_secret FROM users") == [(None,)]

@@ -12,9 +12,18 @@ from starlette.concurrency import run_in_threadpool
 
 from svc_sync_redis_postgres_jwt_ex import db
 
-from .conftest import login, register
+from .conftest import AppFactory, login, register
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def app(make_app: AppFactory) -> FastAPI:
+    """The app without its mail sender: its reads of the outbox (after a
+    registration) are not the requests' statements."""
+    app = await make_app()
+    await app.state.mail_sender.stop()
+    return app
 
 
 class Statements:

@@ -5,13 +5,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, FastAPI, Request
-from pymongo import AsyncMongoClient, ReturnDocument
+from fastapi import Depends, FastAPI, HTTPException, Request
+from pymongo import AsyncMongoClient, ReturnDocument, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from .config import Settings
+from .errors import Outage
 from .models import create_indexes
 
 Document = dict[str, Any]
@@ -26,12 +27,30 @@ class Mongo:
     transactions: bool
 
 
-async def connect(settings: Settings) -> Mongo:
+class Heartbeats(monitoring.ServerHeartbeatListener):
+    """pymongo checks each server every few seconds: one that answers is
+    reached, and its next failure is a new outage, logged once (`db_errors.py`)."""
+
+    def __init__(self, outage: Outage) -> None:
+        self.outage = outage
+
+    def started(self, _event: monitoring.ServerHeartbeatStartedEvent) -> None:
+        pass
+
+    def succeeded(self, _event: monitoring.ServerHeartbeatSucceededEvent) -> None:
+        self.outage.reached()
+
+    def failed(self, _event: monitoring.ServerHeartbeatFailedEvent) -> None:
+        pass
+
+
+async def connect(settings: Settings, outage: Outage) -> Mongo:
     """Connect, learn whether the server has transactions, create the indexes."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.database_url,
         # Fail fast while the server is down (the default waits 30 s).
         serverSelectionTimeoutMS=2000,
+        event_listeners=[Heartbeats(outage)],
     )
     database = client.get_default_database()
     hello = await client.admin.command("hello")
@@ -54,9 +73,12 @@ class UnitOfWork:
         self._undo: list[Undo] = []
         self.hooks_before_commit: list[tuple[Undo, Callable[[], bool]]] = []
         self.hooks_after_rollback: list[Undo] = []
+        self.hooks_after_commit: list[Callable[[], object]] = []
         # The collections, each named once: a misspelt one is an error, not a new collection.
         self.counters = database["counters"]
         self.users = database["users"]
+        self.outbox = database["outbox"]
+        self.account_tokens = database["account_tokens"]
         self.products = database["products"]
         self.orders = database["orders"]
 
@@ -73,6 +95,8 @@ class UnitOfWork:
         if self.txn is not None and self.txn.in_transaction:
             await self.txn.commit_transaction()
         self._undo.clear()
+        while self.hooks_after_commit:
+            self.hooks_after_commit.pop(0)()
 
     async def rollback(self) -> None:
         if self.txn is not None and self.txn.in_transaction:
@@ -95,6 +119,12 @@ def after_rollback(db: UnitOfWork, hook: Undo) -> None:
     is undone, with or without a transaction: a store outside the database
     undoes its writes here."""
     db.hooks_after_rollback.append(hook)
+
+
+def after_commit(db: UnitOfWork, hook: Callable[[], object]) -> None:
+    """Call `hook` (quick, no I/O) once the unit of work has committed: the
+    mail sender is woken here."""
+    db.hooks_after_commit.append(hook)
 
 
 async def next_id(db: UnitOfWork, name: str) -> int:
@@ -126,6 +156,13 @@ async def database_ok(request: Request) -> bool:
     return True
 
 
+class Refused(HTTPException):
+    """An error answer after which the request's unit of work still commits,
+    with its session changes: raised by a dependency that ends what it
+    refuses (a session older than its user's credentials), before the
+    route has written anything."""
+
+
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
     """One unit of work per request: committed on success and undone on any
     error, by this function only; others join it with `before_commit` and
@@ -141,12 +178,19 @@ async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:
             txn = await stack.enter_async_context(mongo.client.start_session())
             await txn.start_transaction()
         db = UnitOfWork(mongo.database, txn)
+        refusal: Refused | None = None
         try:
-            yield db
+            try:
+                yield db
+            except Refused as error:
+                # Answered with an error, yet what the request did stays.
+                refusal = error
             await db.commit()
         except BaseException:
             await db.rollback()
             raise
+        if refusal is not None:
+            raise refusal
 
 
 DbSession = Annotated[UnitOfWork, Depends(get_db, scope="function")]
@@ -155,7 +199,7 @@ DbSession = Annotated[UnitOfWork, Depends(get_db, scope="function")]
 @contextlib.asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
     """The client, for as long as the application runs."""
-    mongo = await connect(app.state.settings)
+    mongo = await connect(app.state.settings, app.state.database_outage)
     app.state.mongo = mongo
     try:
         yield

@@ -2,6 +2,9 @@
 
 - Request bodies over `MAX_BODY_SIZE` bytes get 413, whether declared by
   `Content-Length` or streamed, before a route or the session sees them.
+- A body not received within `REQUEST_BODY_TIMEOUT` seconds of the route's
+  first read gets 408: a client trickling its body holds no worker for long
+  (the server bounds the time for headers, `__main__.py`).
 - State-changing requests from another site are refused with 403 (the
   session cookie would ride along with them): an `Origin` whose scheme, host
   and port differ from this service's and from each of `ALLOWED_ORIGINS`,
@@ -14,6 +17,9 @@
   so no shared cache keeps a client's data or a session cookie.
 """
 
+import asyncio
+import time
+
 from fastapi import HTTPException, Request, status
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
@@ -25,6 +31,7 @@ from .cross_site import SameSite
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # 413 Content Too Large (its `status` name changed between Starlette versions).
 CONTENT_TOO_LARGE = 413
+REQUEST_TIMEOUT = 408
 
 
 def mark_session_used(request: Request) -> None:
@@ -38,6 +45,7 @@ class SecurityMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.max_body_size = settings.max_body_size
+        self.body_timeout = settings.request_body_timeout
         self.same_site = SameSite(settings.allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -56,16 +64,28 @@ class SecurityMiddleware:
             return
         state = scope.setdefault("state", {})
         received = 0
+        # When the body must be in (set at the first read); None once it is.
+        deadline: float | None = -1.0
 
         async def limited_receive() -> Message:
-            """Count streamed body bytes (no `Content-Length`, or a false one)."""
-            nonlocal received
-            message = await receive()
+            """Count streamed body bytes (no `Content-Length`, or a false one),
+            and bound the time the body takes to arrive. The exceptions are
+            raised while the route reads its body: FastAPI answers them."""
+            nonlocal received, deadline
+            if deadline is None:  # the body is in: wait for the disconnect as long as needed
+                return await receive()
+            if deadline < 0:
+                deadline = time.monotonic() + self.body_timeout
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                raise HTTPException(REQUEST_TIMEOUT, "Request body not received in time") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_size:
-                    # Raised while the route reads its body: FastAPI answers it.
                     raise HTTPException(CONTENT_TOO_LARGE, "Request body too large")
+                if not message.get("more_body", False):
+                    deadline = None
             return message
 
         async def send_private(message: Message) -> None:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
     max_body_size: int = Field(default=1_048_576, gt=0)
+    # Seconds a client gets to send a request's body, from its first read: 408 past it.
+    request_body_timeout: float = Field(default=30.0, gt=0)
     session_max_size: int = Field(default=16_384, gt=0)
     # The production server (`__main__.py`): where it listens, its worker
     # processes, and the proxies (IP addresses or networks, comma-separated)

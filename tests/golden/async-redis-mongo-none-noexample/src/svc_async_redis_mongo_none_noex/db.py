@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from .config import Settings
+from .errors import Outage
 from .models import create_indexes
 
 Document = dict[str, Any]
@@ -26,12 +27,30 @@ class Mongo:
     transactions: bool
 
 
-async def connect(settings: Settings) -> Mongo:
+class Heartbeats(monitoring.ServerHeartbeatListener):
+    """pymongo checks each server every few seconds: one that answers is
+    reached, and its next failure is a new outage, logged once (`db_errors.py`)."""
+
+    def __init__(self, outage: Outage) -> None:
+        self.outage = outage
+
+    def started(self, _event: monitoring.ServerHeartbeatStartedEvent) -> None:
+        pass
+
+    def succeeded(self, _event: monitoring.ServerHeartbeatSucceededEvent) -> None:
+        self.outage.reached()
+
+    def failed(self, _event: monitoring.ServerHeartbeatFailedEvent) -> None:
+        pass
+
+
+async def connect(settings: Settings, outage: Outage) -> Mongo:
     """Connect, learn whether the server has transactions, create the indexes."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.database_url,
         # Fail fast while the server is down (the default waits 30 s).
         serverSelectionTimeoutMS=2000,
+        event_listeners=[Heartbeats(outage)],
     )
     database = client.get_default_database()
     hello = await client.admin.command("hello")
@@ -54,6 +73,7 @@ class UnitOfWork:
         self._undo: list[Undo] = []
         self.hooks_before_commit: list[tuple[Undo, Callable[[], bool]]] = []
         self.hooks_after_rollback: list[Undo] = []
+        self.hooks_after_commit: list[Callable[[], object]] = []
         # The collections, each named once: a misspelt one is an error, not a new collection.
 
     def on_rollback(self, undo: Undo) -> None:
@@ -69,6 +89,8 @@ class UnitOfWork:
         if self.txn is not None and self.txn.in_transaction:
             await self.txn.commit_transaction()
         self._undo.clear()
+        while self.hooks_after_commit:
+            self.hooks_after_commit.pop(0)()
 
     async def rollback(self) -> None:
         if self.txn is not None and self.txn.in_transaction:
@@ -137,7 +159,7 @@ DbSession = Annotated[UnitOfWork, Depends(get_db, scope="function")]
 @contextlib.asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
     """The client, for as long as the application runs."""
-    mongo = await connect(app.state.settings)
+    mongo = await connect(app.state.settings, app.state.database_outage)
     app.state.mongo = mongo
     try:
         yield

@@ -5,7 +5,7 @@ import secrets
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.
     max_body_size: int = Field(default=1_048_576, gt=0)
+    # Seconds a client gets to send a request's body, from its first read: 408 past it.
+    request_body_timeout: float = Field(default=30.0, gt=0)
     session_max_size: int = Field(default=16_384, gt=0)
     # In each window: logins (right or wrong) per client address, failed logins
     # per account from one client address, and from all addresses together.
@@ -56,6 +58,20 @@ class Settings(BaseSettings):
     # process; a request waits this many seconds for a turn, then gets 503.
     password_hash_concurrency: int = Field(default=1, gt=0)
     password_hash_wait: float = Field(default=1.0, gt=0)
+    # Mail (`mail/`): smtp://user:pass@host:port (STARTTLS when the server offers
+    # it) or smtps://… (TLS from the start); unset: mails go to the log (dev, test).
+    smtp_url: str | None = None
+    mail_from: str = "noreply@localhost"
+    # The base of the links in mails: where users reach this service.
+    public_url: str = "http://127.0.0.1:8000"
+    # Unverified accounts cannot log in (403).
+    require_verified_email: bool = False
+    # Seconds a password reset link works.
+    password_reset_token_lifetime: int = Field(default=3600, gt=0)
+    # Password reset requests per address, and per client address, in each
+    # `REGISTRATION_WINDOW`.
+    password_resets_per_address: int = Field(default=5, gt=0)
+    password_resets_per_client: int = Field(default=20, gt=0)
     # The production server (`__main__.py`): where it listens, its worker
     # processes, and the proxies (IP addresses or networks, comma-separated)
     # whose `X-Forwarded-For`/`-Proto` it trusts; empty: none, clients are their peers.
@@ -71,6 +87,24 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "")
+        if value and (parts.scheme not in {"smtp", "smtps"} or not parts.hostname):
+            msg = "SMTP_URL: must look like smtp://user:password@host:587 or smtps://host:465"
+            raise ValueError(msg)
+        return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            msg = "PUBLIC_URL: must look like https://app.example.com"
+            raise ValueError(msg)
+        return value.rstrip("/")
 
     @field_validator("secret_key", "allowed_origins", mode="before")
     @classmethod
@@ -128,6 +162,9 @@ class Settings(BaseSettings):
                     " distinct characters (a placeholder is not a key)"
                 )
                 raise ValueError(msg)
+            if self.smtp_url is None:
+                msg = "SMTP_URL: required when ENVIRONMENT is prod (mails would go nowhere)"
+                raise ValueError(msg)
         elif not self.secret_key:
             # dev and test: a throwaway key, valid for this process only.
             self.secret_key = [secrets.token_urlsafe(32)]
@@ -164,3 +201,12 @@ def get_settings(request: Request) -> Settings:
     """The application's settings, loaded once by `app.create_app`."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def settings_dependency(request: Request) -> Settings:
+    """`get_settings` for `Depends`: `async`, since FastAPI runs a plain `def`
+    dependency in a worker thread, a costly hop for no I/O."""
+    return get_settings(request)
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]

@@ -7,19 +7,21 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from sqlalchemy import Engine, Executable, MetaData, RowMapping, text
+from fastapi import Depends, FastAPI, HTTPException, Request
+from sqlalchemy import Engine, Executable, MetaData, RowMapping, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from .config import Settings
 from .engine import autocommit_reader, create_db_engine
+from .errors import Outage
 
 Hook = Callable[[], Awaitable[object]]
 # Keys of `Session.info` holding the unit of work's hooks, and the engine
 # `read_row` uses outside a transaction.
 BEFORE_COMMIT = "before_commit"
 AFTER_ROLLBACK = "after_rollback"
+AFTER_COMMIT = "after_commit"
 READER = "reader"
 
 
@@ -53,6 +55,10 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_db_engine(settings)
     app.state.engine = engine
+    # A new connection: the database is reached (again), and its next
+    # failure is a new outage, logged once (`db_errors.py`).
+    outage: Outage = app.state.database_outage
+    event.listen(engine.sync_engine, "connect", lambda *_: outage.reached())
     app.state.sessionmaker = create_sessionmaker(engine, settings)
     try:
         yield
@@ -78,6 +84,12 @@ def after_rollback(db: AsyncSession, hook: Hook) -> None:
     """Run `hook` when the request or its commit fails, once the transaction
     is rolled back: a store outside the database undoes its writes here."""
     db.info.setdefault(AFTER_ROLLBACK, []).append(hook)
+
+
+def after_commit(db: AsyncSession, hook: Callable[[], object]) -> None:
+    """Call `hook` (quick, no I/O: it runs in the event loop) once the request's
+    transaction has committed: the mail sender is woken here."""
+    db.info.setdefault(AFTER_COMMIT, []).append(hook)
 
 
 async def read_row(
@@ -134,6 +146,13 @@ async def _roll_back(db: AsyncSession) -> None:
         await undo()
 
 
+class Refused(HTTPException):
+    """An error answer after which the request's unit of work still commits,
+    with its session changes: raised by a dependency that ends what it
+    refuses (a session older than its user's credentials), before the
+    route has written anything."""
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: one transaction, committed on success and
     rolled back on any error, by this function only; others join it with
@@ -145,14 +164,23 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     first use, so a request that never touched the database costs no call.
     """
     db = get_sessionmaker(request)()
+    refusal: Refused | None = None
     try:
-        yield db
+        try:
+            yield db
+        except Refused as error:
+            # Answered with an error, yet what the request did stays.
+            refusal = error
         hooks = [hook for hook, needed in db.info.pop(BEFORE_COMMIT, []) if needed()]
         await _commit(db, hooks)
+        for hook in db.info.pop(AFTER_COMMIT, []):
+            hook()
     except BaseException:
         # The request or its commit failed.
         await _roll_back(db)
         raise
+    if refusal is not None:
+        raise refusal
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -20,9 +20,13 @@ async def live() -> dict[str, str]:
 @router.get("/health")
 @router.get("/health/ready")
 async def health(request: Request) -> JSONResponse:
-    database = "ok" if await database_ok(request) else "unavailable"
-    sessions = "ok" if await store_ok(request) else "unavailable"
-    body = {"status": "ok", "database": database, "sessions": sessions}
+    database_up = await database_ok(request)
+    sessions_up = await store_ok(request, database_up)
+    body = {
+        "status": "ok",
+        "database": "ok" if database_up else "unavailable",
+        "sessions": "ok" if sessions_up else "unavailable",
+    }
     if "unavailable" in body.values():
         body["status"] = "unavailable"
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)

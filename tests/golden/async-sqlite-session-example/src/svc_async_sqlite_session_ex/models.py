@@ -19,6 +19,57 @@ class User(Base):
     email_canonical: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Raised by every change of credentials (`auth.accounts.revoke_credentials`):
+    # a session made before it (`SessionRecord.credential_epoch` below it) is refused.
+    credential_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Whether the user followed a link mailed to `email`.
+    email_verified: Mapped[bool] = mapped_column(default=False)
+    # The second factor (`auth/totp.py`): its secret, encrypted; a secret set
+    # up but not confirmed yet; the time step of the last code used.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_pending: Mapped[str | None] = mapped_column(String(255))
+    totp_step: Mapped[int | None]
+
+
+class OutboxMail(Base):
+    """A mail to send, written in the request's transaction and deleted once
+    the SMTP server took it (`mail/sender.py`): what it says is made then,
+    from `kind` and `data` (`auth/mails.py`)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(320))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int]
+    # Unix time before which no sender takes it: the next try, or the end of
+    # the lease of the sender that took it.
+    not_before: Mapped[float] = mapped_column(Double, index=True)
+
+
+class AccountToken(Base):
+    """A token mailed to a user (verify the email, reset the password, confirm
+    a new email): only its SHA-256 is stored; it works once, until `expires_at`."""
+
+    __tablename__ = "account_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    # The address being confirmed (purpose "email").
+    new_email: Mapped[str | None] = mapped_column(String(320))
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+class RecoveryCode(Base):
+    """The unused recovery codes of a user's second factor, as SHA-256 hashes."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
 
 
 class SessionRecord(Base):
@@ -38,6 +89,8 @@ class SessionRecord(Base):
     created_at: Mapped[float] = mapped_column(Double)
     last_seen: Mapped[float] = mapped_column(Double)
     expires_at: Mapped[float] = mapped_column(Double, index=True)
+    # The user's `credential_epoch` when the login that made it checked the credentials.
+    credential_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class RateLimit(Base):

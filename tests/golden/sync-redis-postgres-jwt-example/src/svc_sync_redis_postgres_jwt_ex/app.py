@@ -16,6 +16,7 @@ from .db_errors import add_database_error_handlers
 from .errors import add_error_handlers
 from .headers import security_headers
 from .health import router as health_router
+from .mail import sender
 from .responses import errors
 from .security import SecurityMiddleware
 from .sessions import store
@@ -24,9 +25,10 @@ from .shop.routes import router as shop_router
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The database's client, then the session store's, for as long as the
-    application runs (`db.running`, `sessions.store.running`)."""
-    async with db.running(app), store.running(app):
+    """The database's client, then the session store's, then the mail sender,
+    for as long as the application runs (`db.running`, `sessions.store.running`,
+    `mail.sender.running`)."""
+    async with db.running(app), store.running(app), sender.running(app):
         yield
 
 

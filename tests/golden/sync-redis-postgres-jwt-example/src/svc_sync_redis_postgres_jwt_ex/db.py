@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, Request
-from sqlalchemy import Engine, Executable, MetaData, RowMapping, text
+from fastapi import Depends, FastAPI, HTTPException, Request
+from sqlalchemy import Engine, Executable, MetaData, RowMapping, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from .config import Settings
 from .engine import autocommit_reader, create_db_engine
+from .errors import Outage
 
 Hook = Callable[[], object]
 # Worker threads for everything but the requests that hold a connection
@@ -25,6 +26,7 @@ OTHER_WORKER_THREADS = 40
 # `read_row` uses outside a transaction.
 BEFORE_COMMIT = "before_commit"
 AFTER_ROLLBACK = "after_rollback"
+AFTER_COMMIT = "after_commit"
 READER = "reader"
 
 
@@ -58,6 +60,10 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_db_engine(settings)
     app.state.engine = engine
+    # A new connection: the database is reached (again), and its next
+    # failure is a new outage, logged once (`db_errors.py`).
+    outage: Outage = app.state.database_outage
+    event.listen(engine, "connect", lambda *_: outage.reached())
     app.state.sessionmaker = create_sessionmaker(engine, settings)
     # Requests wait for a connection in the event loop (`reserve_connection`),
     # and the worker threads outnumber the connections.
@@ -110,6 +116,12 @@ def after_rollback(db: Session, hook: Hook) -> None:
     db.info.setdefault(AFTER_ROLLBACK, []).append(hook)
 
 
+def after_commit(db: Session, hook: Callable[[], object]) -> None:
+    """Call `hook` (quick, no I/O: it runs in the event loop) once the request's
+    transaction has committed: the mail sender is woken here."""
+    db.info.setdefault(AFTER_COMMIT, []).append(hook)
+
+
 def read_row(
     db: Session,
     statement: Executable,
@@ -156,6 +168,13 @@ def _roll_back(db: Session) -> None:
         undo()
 
 
+class Refused(HTTPException):
+    """An error answer after which the request's unit of work still commits,
+    with its session changes: raised by a dependency that ends what it
+    refuses (a session older than its user's credentials), before the
+    route has written anything."""
+
+
 async def get_db(request: Request, _slot: ConnectionSlot) -> AsyncIterator[Session]:
     """The request's unit of work: one transaction, committed on success and
     rolled back on any error, by this function only; others join it with
@@ -171,16 +190,25 @@ async def get_db(request: Request, _slot: ConnectionSlot) -> AsyncIterator[Sessi
     its start would cost a thread as well.
     """
     db = get_sessionmaker(request)()
+    refusal: Refused | None = None
     try:
-        yield db
+        try:
+            yield db
+        except Refused as error:
+            # Answered with an error, yet what the request did stays.
+            refusal = error
         hooks = [hook for hook, needed in db.info.pop(BEFORE_COMMIT, []) if needed()]
         if hooks or db.in_transaction():
             # A request that wrote nothing needs no worker thread here.
             await run_in_threadpool(_commit, db, hooks)
+        for hook in db.info.pop(AFTER_COMMIT, []):
+            hook()
     except BaseException:
         # The request or its commit failed.
         await run_in_threadpool(_roll_back, db)
         raise
+    if refusal is not None:
+        raise refusal
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]

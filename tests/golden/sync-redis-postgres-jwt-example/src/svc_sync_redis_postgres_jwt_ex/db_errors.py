@@ -1,12 +1,15 @@
 """The answers to the database's failures: 503 while it is unreachable."""
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .errors import internal_error, server_unavailable
+from .config import Settings
+from .errors import Outage, internal_error, server_unavailable
 
-database_unavailable = server_unavailable("Database unavailable")
 # SQLSTATEs of a lost connection (class 08), of a server out of resources
 # (53: too many connections, memory, disk) and of one shutting down or starting
 # up (57P01-57P03), and of a misconfigured connection: wrong credentials
@@ -15,16 +18,35 @@ database_unavailable = server_unavailable("Database unavailable")
 UNAVAILABLE_SQLSTATES = ("08", "28", "3D000", "53", "57P")
 
 
+def database_outage(settings: Settings) -> Outage:
+    """The database's `Outage`, named by host and port."""
+    url = make_url(settings.database_url)
+    port = url.port or 5432
+    return Outage("Database", f"{url.host or 'localhost'}:{port}", url.password)
+
+
 def add_database_error_handlers(app: FastAPI) -> None:
-    """A request that finds the database unreachable gets 503, not 500."""
-    app.add_exception_handler(DBAPIError, database_error)
+    """A request that finds the database unreachable gets 503, not 500; the
+    outage is logged once (`app.state.database_outage`, which `db.running`
+    tells when the database is reached again)."""
+    outage = database_outage(app.state.settings)
+    app.state.database_outage = outage
+    database_unavailable = server_unavailable("Database unavailable", outage)
+    app.add_exception_handler(DBAPIError, database_error(database_unavailable))
 
 
-async def database_error(request: Request, exc: Exception) -> JSONResponse:
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
+def database_error(database_unavailable: Handler) -> Handler:
     """503 while the database is unreachable; any other database error is a 500."""
-    if isinstance(exc, DBAPIError) and connection_lost(exc):
-        return await database_unavailable(request, exc)
-    return await internal_error(request, exc)
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and connection_lost(exc):
+            return await database_unavailable(request, exc)
+        return await internal_error(request, exc)
+
+    return handler
 
 
 def connection_lost(exc: DBAPIError) -> bool:

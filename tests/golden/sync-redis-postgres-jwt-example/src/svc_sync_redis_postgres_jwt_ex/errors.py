@@ -58,12 +58,44 @@ def safe_text(value: object) -> object:
     return value
 
 
-def server_unavailable(detail: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """A handler answering 503 (the client may retry) while a server is down;
-    the client library reconnects by itself when it is back."""
+class Outage:
+    """One server as this process's requests find it. The first request that
+    finds it unreachable (after start-up, or after it was reached again)
+    logs one line naming it, where it is (`where`: host and port, never a
+    secret of its URL) and why; the other failures of that outage log nothing."""
+
+    def __init__(self, server: str, where: str, secret: str | None = None) -> None:
+        self.server = server
+        self.where = where
+        # Kept out of the log line, should an error message quote it.
+        self.secret = secret
+        self.down = False
+
+    def failed(self, exc: Exception) -> None:
+        if self.down:
+            return
+        self.down = True
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if self.secret:
+            reason = reason.replace(self.secret, "***")
+        logger.warning("%s unreachable at %s: %s", self.server, self.where, reason)
+
+    def reached(self) -> None:
+        """The server answered: its next failure starts a new outage."""
+        if self.down:
+            self.down = False
+            logger.info("%s reachable again at %s", self.server, self.where)
+
+
+def server_unavailable(
+    detail: str, outage: Outage
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler answering 503 (the client may retry) while a server is down,
+    logging the outage once; the client library reconnects by itself when
+    it is back."""
 
     async def handler(_request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("%s: %s", detail, exc)
+        outage.failed(exc)
         return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
     return handler

@@ -1,16 +1,26 @@
 """`CurrentUser`: the logged-in user, with CSRF checked on unsafe methods."""
 
 import hmac
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request, status
 
-from ..db import DbSession
+from ..db import DbSession, Refused
 from ..models import User
 from ..sessions.deps import CurrentSession
+from ..sessions.session import Session
 from .users import get_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def end_stale(session: Session) -> NoReturn:
+    """401 for a session older than its user's last change of credentials
+    (`auth.accounts.revoke_credentials`): saved after it by a login that
+    checked the old credentials, or by a request in flight. The session is
+    deleted on the way out, and the client told to forget its cookie."""
+    session.destroy()
+    raise Refused(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
 
 
 async def get_current_user(
@@ -30,6 +40,8 @@ async def get_current_user(
     user = await get_user(db, session.user_id)
     if user is None or not user.is_active:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+    if session.credential_epoch < user.credential_epoch:
+        end_stale(session)
     return user
 
 

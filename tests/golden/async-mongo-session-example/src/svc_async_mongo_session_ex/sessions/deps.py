@@ -132,6 +132,7 @@ async def save_session(
                 last_seen=now,
                 expires_at=now
                 + min(settings.session_idle_timeout, settings.session_absolute_timeout),
+                credential_epoch=session.credential_epoch,
             )
         )
         session.token = token

@@ -30,7 +30,7 @@ from fastapi import FastAPI, Request
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ..db import DbSession, Document, Mongo, UnitOfWork, database_ok
+from ..db import DbSession, Document, Mongo, UnitOfWork
 from .session import DELETED, Increment, LimitExceeded, SessionState
 
 
@@ -231,9 +231,10 @@ def request_counters(_request: Request, db: DbSession) -> LoginCounters:
     return LoginCounters(db)
 
 
-async def store_ok(request: Request) -> bool:
-    """Sessions live in the database: usable when it is (`health.py`)."""
-    return await database_ok(request)
+async def store_ok(_request: Request, database_up: bool) -> bool:
+    """Sessions live in the database: usable when it is, as `health.py` just
+    found (no second round trip)."""
+    return database_up
 
 
 @contextlib.asynccontextmanager

@@ -28,6 +28,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from ..config import Settings, get_settings
 from ..db import DbSession, after_rollback
+from ..errors import Outage
 from .redis_client import AnyPipeline, RedisClient, create_redis, is_cluster
 from .redis_errors import add_redis_error_handlers
 from .session import (
@@ -79,10 +80,14 @@ def undo(previous: SessionState, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 class SessionStore:
-    def __init__(self, redis: RedisClient, prefix: str, absolute_timeout: int) -> None:
+    def __init__(
+        self, redis: RedisClient, prefix: str, absolute_timeout: int, outage: Outage
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.absolute_timeout = absolute_timeout
+        # Told when Redis answers: its next failure is a new outage, logged once.
+        self.outage = outage
         # Sessions as read in this request, to restore them on rollback, and
         # as stored then, to save them with a compare-and-set.
         self.loaded: dict[str, SessionState] = {}
@@ -100,6 +105,7 @@ class SessionStore:
     async def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None: one round trip."""
         raw = await self.redis.get(self._key(session_id))
+        self.outage.reached()
         state = self._remember(_load(raw, now))
         if state is not None and raw is not None:
             self.stored[session_id] = raw
@@ -200,14 +206,20 @@ def request_store(request: Request, db: DbSession) -> SessionStore:
     if store is None:
         settings = get_settings(request)
         redis: RedisClient = request.app.state.redis
-        store = SessionStore(redis, settings.redis_prefix, settings.session_absolute_timeout)
+        store = SessionStore(
+            redis,
+            settings.redis_prefix,
+            settings.session_absolute_timeout,
+            request.app.state.session_store_outage,
+        )
         after_rollback(db, store.rollback)
         request.state.session_store = store
     return store
 
 
-async def store_ok(request: Request) -> bool:
-    """Can requests use Redis (the readiness probe, `health.py`)? A server or
+async def store_ok(request: Request, _database_up: bool) -> bool:
+    """Can requests use Redis (the readiness probe, `health.py`), whatever the
+    data database's state (`_database_up`)? A server or
     a Sentinel-managed master: does it answer. A Cluster: is its state ok,
     which a PING to one live node would not tell (a master down fails every
     request on its slots until a replica takes over)."""
@@ -215,10 +227,14 @@ async def store_ok(request: Request) -> bool:
     try:
         if is_cluster(redis):
             info = await redis.cluster_info()
-            return bool(info.get("cluster_state") == "ok")
-        await redis.ping()
+            if info.get("cluster_state") != "ok":
+                return False
+        else:
+            await redis.ping()
     except (RedisError, RedisClusterException):  # the latter: a Cluster out of reach
         return False
+    outage: Outage = request.app.state.session_store_outage
+    outage.reached()
     return True
 
 

@@ -7,20 +7,26 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
+from ..config import SettingsDep
 from ..db import DbSession
 from ..responses import errors
 from ..sessions.deps import CurrentSession, UserSessionsDep
+from ..sessions.session import SECOND_FACTOR
 from . import account_routes
-from .accounts import change_password, normalize_email
+from .accounts import change_password, normalize_email, revoke_credentials
 from .deps import CurrentUser
 from .limits import LoginLimits
+from .mfa import accept_code, waiting_user
 from .passwords import HashingBusy, verify_password
 from .schemas import (
+    CodeIn,
     Credentials,
     LoginOut,
+    MfaRequired,
     PasswordChange,
     SessionOut,
 )
+from .totp import PENDING_LOGIN_LIFETIME, credential_tag
 from .users import end_reads, find_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
@@ -32,10 +38,25 @@ def refused(detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status.HTTP_401_UNAUTHORIZED)
 
 
-@router.post("/login", response_model=LoginOut)
+def unverified() -> JSONResponse:
+    """The password was right, but REQUIRE_VERIFIED_EMAIL and the address is not verified."""
+    return JSONResponse(
+        {"detail": "Verify your email address first: follow the link mailed to you"},
+        status.HTTP_403_FORBIDDEN,
+    )
+
+
+@router.post("/login", response_model=LoginOut | MfaRequired)
 async def login(
-    body: Credentials, db: DbSession, session: CurrentSession, limits: LoginLimits
-) -> LoginOut | JSONResponse:
+    body: Credentials,
+    db: DbSession,
+    session: CurrentSession,
+    limits: LoginLimits,
+    settings: SettingsDep,
+) -> LoginOut | MfaRequired | JSONResponse:
+    """Log in; with a second factor active, the session waits for its code
+    (`POST /auth/login/mfa`) for `PENDING_LOGIN_LIFETIME` seconds, and
+    grants nothing until then."""
     await limits.reserve(body.email)
     user = await find_user(db, normalize_email(body.email))
     password_hash = user.password_hash if user is not None and user.is_active else None
@@ -51,7 +72,35 @@ async def login(
     if user is None or not valid:
         return refused("Invalid email or password")
     await limits.succeeded(body.email)
-    session.login(user.id)
+    if settings.require_verified_email and not user.email_verified:
+        return unverified()
+    if user.totp_secret is not None:
+        until = time.time() + PENDING_LOGIN_LIFETIME
+        session.await_second_factor(user.id, until, credential_tag(user.password_hash))
+        return MfaRequired()
+    session.login(user.id, user.credential_epoch)
+    return LoginOut(id=user.id, email=user.email, csrf_token=session.csrf_token)
+
+
+@router.post("/login/mfa", response_model=LoginOut)
+async def login_second_factor(
+    body: CodeIn,
+    db: DbSession,
+    session: CurrentSession,
+    limits: LoginLimits,
+    settings: SettingsDep,
+) -> LoginOut | JSONResponse:
+    """The second step of a login with a second factor: a TOTP code or a
+    recovery code, each accepted once. Like `login`, it needs no CSRF token
+    (the client has none yet); cross-site requests are refused as for every
+    route. The session moves to a new id, logged in."""
+    user = await waiting_user(session, db)
+    if user is None:
+        return refused("No login waiting for a code: log in first")
+    if not await accept_code(user, body.code, limits, db, settings):
+        return refused("Wrong code")
+    del session[SECOND_FACTOR]
+    session.login(user.id, user.credential_epoch)
     return LoginOut(id=user.id, email=user.email, csrf_token=session.csrf_token)
 
 
@@ -77,7 +126,8 @@ async def password(
         # 403, not 401: the session is fine.
         return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
     await limits.succeeded(user.email)
-    await change_password(user, body.new_password, sessions, db)
+    # This session goes on under a new id that records the new epoch.
+    session.credential_epoch = await change_password(user, body.new_password, sessions, db)
     session.cycle_id()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -97,6 +147,8 @@ async def list_sessions(
             current=state.handle == session.handle,
         )
         for state in states
+        # A session saved after a change of credentials that it predates is refused.
+        if state.credential_epoch >= user.credential_epoch
     ]
 
 
@@ -105,7 +157,10 @@ async def logout_everywhere(
     user: CurrentUser,
     session: CurrentSession,
     sessions: UserSessionsDep,
+    db: DbSession,
 ) -> Response:
-    await sessions.delete_for_user(user.id)
+    """End every session of the user, this one too, and any saved later by a
+    login or request that began before (`revoke_credentials`)."""
+    await revoke_credentials(user, sessions, db)
     session.destroy()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,7 @@
 """Request and response bodies of the auth routes."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, field_validator
 
@@ -11,6 +11,16 @@ from .common_passwords import not_common
 
 # A password being set: 8 characters at least, and not a common one.
 NewPassword = Annotated[Text, Field(min_length=8, max_length=1024), AfterValidator(not_common)]
+
+
+def new_address(email: str) -> str:
+    """Refuse a look-alike (its local part mixes scripts), and an address
+    whose canonical form is over 320 characters (NFKC can lengthen it)."""
+    if mixes_scripts(email):
+        raise ValueError("the part before @ mixes scripts (a look-alike address)")
+    if len(normalize_email(email)) > 320:
+        raise ValueError("the address is too long")
+    return email
 
 
 class Credentials(BaseModel):
@@ -26,13 +36,7 @@ class Registration(Credentials):
     @field_validator("email")
     @classmethod
     def refuse_look_alikes(cls, email: str) -> str:
-        """Refuse a look-alike (its local part mixes scripts), and an address
-        whose canonical form is over 320 characters (NFKC can lengthen it)."""
-        if mixes_scripts(email):
-            raise ValueError("the part before @ mixes scripts (a look-alike address)")
-        if len(normalize_email(email)) > 320:
-            raise ValueError("the address is too long")
-        return email
+        return new_address(email)
 
 
 class PasswordChange(BaseModel):
@@ -43,6 +47,66 @@ class PasswordChange(BaseModel):
 class UserOut(BaseModel):
     id: int
     email: str
+
+
+class Me(UserOut):
+    email_verified: bool
+    # Whether the account has a second factor (TOTP) active.
+    mfa: bool
+
+
+class TokenIn(BaseModel):
+    """A token from a mailed link."""
+
+    token: Text = Field(max_length=200)
+
+
+class PasswordForgotten(BaseModel):
+    email: EmailStr
+
+
+class PasswordReset(TokenIn):
+    new_password: NewPassword
+
+
+class EmailChange(BaseModel):
+    new_email: EmailStr
+    current_password: Text = Field(max_length=1024)
+
+    @field_validator("new_email")
+    @classmethod
+    def refuse_look_alikes(cls, email: str) -> str:
+        return new_address(email)
+
+
+class Accepted(BaseModel):
+    detail: str
+
+
+class CurrentPassword(BaseModel):
+    current_password: Text = Field(max_length=1024)
+
+
+class TotpSetup(BaseModel):
+    # Base32, for typing into an authenticator app; `otpauth_uri` is the same
+    # secret for a QR code.
+    secret: str
+    otpauth_uri: str
+
+
+class CodeIn(BaseModel):
+    # A TOTP code (six digits) or a recovery code.
+    code: Text = Field(max_length=64)
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str]
+
+
+class MfaRequired(BaseModel):
+    """The password was right; the second factor's code is asked next."""
+
+    mfa_required: Literal[True] = True
 
 
 class LoginOut(UserOut):

@@ -4,17 +4,19 @@ Each email comes with its canonical form (`auth.accounts.normalize_email`):
 the users are found, and are unique, by that.
 """
 
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import read_row
-from ..models import User
+from ..models import AccountToken, RecoveryCode, User
 
 _users = cast(Table, User.__table__)
+_tokens = cast(Table, AccountToken.__table__)
+_recovery_codes = cast(Table, RecoveryCode.__table__)
 # Read on every authenticated request: built once, as the session reads are.
 _BY_ID = select(_users).where(_users.c.id == bindparam("id"))
 
@@ -49,6 +51,110 @@ async def set_user_field(db: AsyncSession, user: User, field: str, value: object
     (`user` may be a copy from `get_user`)."""
     await db.execute(update(_users).where(_users.c.id == user.id).values({field: value}))
     set_committed_value(user, field, value)
+
+
+async def raise_credential_epoch(db: AsyncSession, user: User) -> int:
+    """Add 1 to the user's `credential_epoch` in the request's transaction,
+    and return it (`user` gets it too). The UPDATE adds to the value as
+    stored, under the row's lock until the commit: concurrent raises all
+    count, and each reads back its own."""
+    column = _users.c.credential_epoch
+    await db.execute(update(_users).where(_users.c.id == user.id).values({column: column + 1}))
+    epoch = await db.scalar(select(column).where(_users.c.id == user.id))
+    set_committed_value(user, "credential_epoch", epoch)
+    return user.credential_epoch
+
+
+async def change_email(db: AsyncSession, user: User, email: str, canonical: str) -> bool:
+    """Give the user a new, verified email; False (nothing changed) when
+    another user has it."""
+    values = {"email": email, "email_canonical": canonical, "email_verified": True}
+    try:
+        async with db.begin_nested():
+            await db.execute(update(_users).where(_users.c.id == user.id).values(values))
+    except IntegrityError:
+        return False
+    for field, value in values.items():
+        set_committed_value(user, field, value)
+    return True
+
+
+async def add_token(
+    db: AsyncSession,
+    token_hash: str,
+    user_id: int,
+    purpose: str,
+    expires_at: float,
+    new_email: str | None = None,
+) -> None:
+    """Store a mailed token's hash; the user's earlier token for `purpose` stops working."""
+    retired = delete(_tokens).where(_tokens.c.user_id == user_id, _tokens.c.purpose == purpose)
+    await db.execute(retired)
+    db.add(
+        AccountToken(
+            token_hash=token_hash,
+            user_id=user_id,
+            purpose=purpose,
+            new_email=new_email,
+            expires_at=expires_at,
+        )
+    )
+    await db.flush()
+
+
+async def take_token(
+    db: AsyncSession,
+    token_hash: str,
+    purpose: str,
+    now: float,
+) -> AccountToken | None:
+    """The token, used up (deleted) by this call, or None when it is unknown,
+    used, or expired. Of concurrent uses, one gets it."""
+    found = await db.execute(
+        select(_tokens).where(_tokens.c.token_hash == token_hash, _tokens.c.purpose == purpose)
+    )
+    row = found.mappings().first()
+    if row is None:
+        return None
+    result: Any = await db.execute(delete(_tokens).where(_tokens.c.token_hash == token_hash))
+    if cast(CursorResult[Any], result).rowcount != 1 or row["expires_at"] <= now:
+        return None
+    return AccountToken(**row)
+
+
+async def use_time_step(db: AsyncSession, user: User, step: int) -> bool:
+    """Record `step` as the time step of the user's last code, if it is
+    later than the last one; False if not (that code, or a later one, was
+    used). One conditional UPDATE: of concurrent requests with one code,
+    one wins."""
+    newer = or_(_users.c.totp_step.is_(None), _users.c.totp_step < step)
+    statement = update(_users).where(_users.c.id == user.id, newer).values(totp_step=step)
+    result = await db.execute(statement)
+    if cast(CursorResult[Any], result).rowcount != 1:
+        return False
+    set_committed_value(user, "totp_step", step)
+    return True
+
+
+async def use_recovery_code(db: AsyncSession, user: User, code_hash: str) -> bool:
+    """Delete the user's recovery code with this hash; False if there is none
+    (unknown, or used: of concurrent requests with one code, one wins)."""
+    result = await db.execute(
+        delete(_recovery_codes).where(
+            _recovery_codes.c.user_id == user.id, _recovery_codes.c.code_hash == code_hash
+        )
+    )
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
+async def set_recovery_codes(db: AsyncSession, user: User, code_hashes: list[str]) -> None:
+    """Replace the user's recovery codes (none: `[]`)."""
+    await db.execute(delete(_recovery_codes).where(_recovery_codes.c.user_id == user.id))
+    if code_hashes:
+        await db.execute(
+            insert(_recovery_codes),
+            [{"user_id": user.id, "code_hash": code_hash} for code_hash in code_hashes],
+        )
 
 
 async def end_reads(db: AsyncSession) -> None:

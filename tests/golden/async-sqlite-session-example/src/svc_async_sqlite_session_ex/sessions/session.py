@@ -26,7 +26,15 @@ class SessionState:
     created_at: float
     last_seen: float
     expires_at: float
+    # The user's credential epoch when the login that made this session
+    # checked the credentials: older than the user's own, the session is
+    # refused (`auth.accounts.revoke_credentials`). Fixed for the session's
+    # life; 0 for sessions stored before it was.
+    credential_epoch: int = 0
 
+
+# The data key of a login waiting for its second factor (`Session.await_second_factor`).
+SECOND_FACTOR = "_second_factor"
 
 # The value of a key deleted by a request, in `Session.changes()`.
 DELETED: Any = object()
@@ -108,6 +116,8 @@ class Session(MutableMapping[str, Any]):
         self.state: SessionState | None = None
         self.data: dict[str, Any] = {}
         self.user_id: int | None = None
+        # What the session's next stored id records (`SessionState.credential_epoch`).
+        self.credential_epoch = 0
         self.csrf_token = secrets.token_urlsafe(32)
         # The id and handle the session moves to when saved (see `cycle_id`).
         self.next_token: str | None = None
@@ -131,6 +141,7 @@ class Session(MutableMapping[str, Any]):
         if state is not None:
             self.data = dict(state.data)
             self.user_id = state.user_id
+            self.credential_epoch = state.credential_epoch
             self.csrf_token = state.csrf_token
 
     @property
@@ -140,7 +151,7 @@ class Session(MutableMapping[str, Any]):
             return self.next_handle
         return self.state.handle if self.state is not None else None
 
-    def login(self, user_id: int) -> None:
+    def login(self, user_id: int, credential_epoch: int) -> None:
         """Bind the session to a user under a fresh id and CSRF token.
 
         The pre-login id stops working when the session is saved, so an id
@@ -148,12 +159,37 @@ class Session(MutableMapping[str, Any]):
         The data carries over from an anonymous session (what a visitor
         collected before logging in) and from the same user's; a login as
         another user than the session's starts with no data.
+        `credential_epoch` is the user's as read with the credentials just
+        checked: a change of credentials since then refuses the session.
         """
         if self.user_id is not None and self.user_id != user_id:
             self.data = {}
         self.user_id = user_id
+        self.credential_epoch = credential_epoch
         self.csrf_token = secrets.token_urlsafe(32)
         self.cycle_id()
+
+    def await_second_factor(self, user_id: int, until: float, credential: str) -> None:
+        """Hold a login whose password was right until its second factor's
+        code comes (`waiting_login`), up to the Unix time `until`: under a
+        fresh id, and logged in as nobody, so it grants nothing meanwhile.
+        `credential` names the password it was checked against."""
+        if self.user_id is not None and self.user_id != user_id:
+            self.data = {}
+        self.user_id = None
+        self[SECOND_FACTOR] = {"user_id": user_id, "until": until, "credential": credential}
+        self.cycle_id()
+
+    def waiting_login(self, now: float) -> tuple[int, str] | None:
+        """The user whose login waits for its code in this session, and the
+        `credential` it was given, if any and still in time."""
+        waiting = self.data.get(SECOND_FACTOR)
+        if not isinstance(waiting, dict) or not waiting.get("until", 0) > now:
+            return None
+        user_id, credential = waiting.get("user_id"), waiting.get("credential")
+        if not isinstance(user_id, int) or not isinstance(credential, str):
+            return None
+        return user_id, credential
 
     def cycle_id(self) -> None:
         """Move the session to a new id; the old id dies when it is saved."""

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ..config import Settings
-from ..db import DbSession, database_ok, read_row
+from ..db import DbSession, read_row
 from ..models import RateLimit, SessionRecord, User
 from .purge import purging
 from .purge_lock import purge_turn
@@ -223,9 +223,10 @@ def request_counters(_request: Request, db: DbSession) -> LoginCounters:
     return LoginCounters(db)
 
 
-async def store_ok(request: Request) -> bool:
-    """Sessions live in the database: usable when it is (`health.py`)."""
-    return await database_ok(request)
+async def store_ok(_request: Request, database_up: bool) -> bool:
+    """Sessions live in the database: usable when it is, as `health.py` just
+    found (no second round trip)."""
+    return database_up
 
 
 async def purge_expired_sessions(engine: AsyncEngine) -> int | None:

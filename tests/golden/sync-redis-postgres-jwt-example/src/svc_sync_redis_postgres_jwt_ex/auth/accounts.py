@@ -15,7 +15,7 @@ from ..db import DbSession
 from ..models import User
 from ..sessions.contract import UserSessions
 from .passwords import hash_password
-from .users import set_user_field
+from .users import raise_credential_epoch, set_user_field
 
 # Scripts that go with any other: digits and punctuation (Common), combining
 # marks (Inherited).
@@ -55,16 +55,49 @@ def mixes_scripts(email: str) -> bool:
     return len(scripts) > 1 and not any(scripts <= mix for mix in _MIXES)
 
 
+def revoke_credentials(user: User, store: UserSessions, db: DbSession) -> int:
+    """End every session and refresh token of the user, including any saved later
+    that was made before this call: raise the user's credential epoch (with
+    the request's unit of work) and delete the sessions. Returns the new epoch.
+
+    A session records the epoch its login read with the credentials
+    (`Session.login`), and `get_current_user` and `/auth/refresh` refuse one
+    older than the user's: a login that checked the old credentials, or a
+    request that was in flight, and that saves its session after this call,
+    is refused all the same. For every change of credentials (password
+    change or reset) and "log out everywhere"; a session that must go on
+    (the one that changed the password) is logged in again with the new
+    epoch.
+    """
+    epoch = raise_credential_epoch(db, user)
+    store.delete_for_user(user.id)
+    return epoch
+
+
 def change_password(
     user: User,
     new_password: str,
     store: UserSessions,
     db: DbSession,
-) -> None:
-    """Set a new password and delete every session of the user: whoever held
-    one, or knew the old password, is out."""
+) -> int:
+    """Set a new password and end every session of the user
+    (`revoke_credentials`): whoever held one, or knew the old password, is
+    out. Returns the new credential epoch."""
     set_user_field(db, user, "password_hash", hash_password(new_password))
-    store.delete_for_user(user.id)
+    return revoke_credentials(user, store, db)
+
+
+def reset_password(
+    user: User,
+    new_password: str,
+    store: UserSessions,
+    db: DbSession,
+) -> None:
+    """A password reset by mail: the new password, and every session of the
+    user ends, refresh tokens included (they live in the sessions), with
+    any saved later by a login or request that began before it: the credential
+    epoch rises (`revoke_credentials`)."""
+    change_password(user, new_password, store, db)
 
 
 def disable_user(user: User, store: UserSessions, db: DbSession) -> None:

@@ -7,6 +7,9 @@ Windows are fixed (`LOGIN_ATTEMPTS_WINDOW` seconds from the first attempt;
 route answers 429 with `Retry-After` until the window ends, and then works
 again. Nobody is locked out for good.
 
+Second-factor codes are counted per account as failed logins are
+(`reserve_code`), under counts of their own.
+
 A login is counted three ways before its password is checked:
 
 - every login of the client address, right or wrong (`LOGIN_ATTEMPTS_PER_CLIENT`):
@@ -132,6 +135,35 @@ class LoginLimiter:
         self.counters.give_back(pair_key, now)
         self.counters.give_back(account_key, now)
 
+    def reserve_code(self, user_id: int) -> None:
+        """Count one second-factor code for the user from this client before
+        it is checked: 429 when a limit is used up. The same limits as
+        passwords (`LOGIN_ATTEMPTS_PER_ACCOUNT`, and `_ALL_CLIENTS`), under
+        counts of their own, which a right password does not reset: codes
+        cannot be guessed a few at a time between logins."""
+        now = time.time()
+        pair_key, account_key = self._code_keys(user_id)
+        settings = self.settings
+        refused = self._count(pair_key, self.window, settings.login_attempts_per_account, now)
+        if refused is not None:
+            _refuse(refused, now, "Too many wrong codes: try again later")
+        all_clients = settings.login_attempts_per_account_all_clients
+        refused = self._count(account_key, self.window, all_clients, now)
+        if refused is not None:
+            self.counters.give_back(pair_key, now)
+            _refuse(refused, now, "Too many wrong codes: try again later")
+
+    def code_succeeded(self, user_id: int) -> None:
+        """The code was right: as `succeeded` for a password."""
+        pair_key, account_key = self._code_keys(user_id)
+        self.counters.clear(pair_key)
+        self.counters.give_back(account_key, time.time())
+
+    def _code_keys(self, user_id: int) -> tuple[str, str]:
+        return self._key("code:account-client", str(user_id), self.client), self._key(
+            "code:account", str(user_id)
+        )
+
     def reserve_registration(self) -> None:
         """Count one registration from this client before its password is
         hashed: 429 once `REGISTRATIONS_PER_CLIENT` is used up."""
@@ -142,6 +174,24 @@ class LoginLimiter:
         refused = self._count(key, window, settings.registrations_per_client, now)
         if refused is not None:
             _refuse(refused, now, "Too many registrations from this address: try again later")
+
+    def reserve_password_reset(self, email: str) -> None:
+        """Count one password reset request from this client and for this
+        address (known or not: both are counted alike), in windows of
+        `REGISTRATION_WINDOW`: 429 once either limit is used up."""
+        now = time.time()
+        settings = self.settings
+        window = settings.registration_window
+        for key, limit in (
+            (self._key("reset:client", self.client), settings.password_resets_per_client),
+            (
+                self._key("reset:account", normalize_email(email)),
+                settings.password_resets_per_address,
+            ),
+        ):
+            refused = self._count(key, window, limit, now)
+            if refused is not None:
+                _refuse(refused, now, "Too many password reset requests: try again later")
 
 
 def client_of(address: str) -> str:

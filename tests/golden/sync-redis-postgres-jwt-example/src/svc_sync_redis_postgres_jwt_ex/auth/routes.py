@@ -12,13 +12,16 @@ from ..config import Settings, SettingsDep
 from ..db import DbSession
 from ..responses import errors
 from ..sessions.deps import CurrentSession, SessionStoreDep, UserSessionsDep
-from ..sessions.session import Session, hash_token
+from ..sessions.session import SECOND_FACTOR, Session, hash_token
 from . import account_routes
 from .accounts import change_password, normalize_email
 from .deps import CurrentUser
 from .limits import LoginLimits
+from .mfa import accept_code, waiting_user
 from .passwords import HashingBusy, verify_password
 from .schemas import (
+    MfaChallenge,
+    MfaTokenIn,
     PasswordChange,
     RefreshIn,
     TokenForm,
@@ -29,6 +32,7 @@ from .tokens import (
     create_refresh_token,
     read_refresh_token,
 )
+from .totp import PENDING_LOGIN_LIFETIME, credential_tag
 from .users import end_reads, find_user, get_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
@@ -60,15 +64,20 @@ def issue_tokens(session: Session, user_id: int, sid: str, settings: Settings) -
     return token_pair(settings, user_id, sid, refresh_token)
 
 
-@router.post("/token", response_model=TokenPair)
+@router.post("/token", response_model=TokenPair | MfaChallenge)
 def token(
     form: Annotated[TokenForm, Form()],
     db: DbSession,
     session: CurrentSession,
     settings: SettingsDep,
     limits: LoginLimits,
-) -> TokenPair | JSONResponse:
-    """OAuth2 password flow: `username` is the email. Starts a login session."""
+) -> TokenPair | MfaChallenge | JSONResponse:
+    """OAuth2 password flow: `username` is the email. Starts a login session.
+
+    With a second factor active, no tokens yet: an `mfa_token` that names
+    the login waiting for its code (`POST /auth/token/mfa`), for
+    `PENDING_LOGIN_LIFETIME` seconds.
+    """
     limits.reserve(form.username)
     user = find_user(db, normalize_email(form.username))
     password_hash = user.password_hash if user is not None and user.is_active else None
@@ -84,7 +93,45 @@ def token(
     if user is None or not valid:
         return refused("Invalid email or password")
     limits.succeeded(form.username)
-    session.login(user.id)
+    if settings.require_verified_email and not user.email_verified:
+        return JSONResponse(
+            {"detail": "Verify your email address first: follow the link mailed to you"},
+            status.HTTP_403_FORBIDDEN,
+        )
+    if user.totp_secret is not None:
+        until = time.time() + PENDING_LOGIN_LIFETIME
+        session.await_second_factor(user.id, until, credential_tag(user.password_hash))
+        mfa_token, _ = session.pending_id()
+        return MfaChallenge(mfa_token=mfa_token)
+    session.login(user.id, user.credential_epoch)
+    _, sid = session.pending_id()
+    return issue_tokens(session, user.id, sid, settings)
+
+
+@router.post("/token/mfa", response_model=TokenPair)
+def token_second_factor(
+    body: MfaTokenIn,
+    db: DbSession,
+    store: SessionStoreDep,
+    session: CurrentSession,
+    settings: SettingsDep,
+    limits: LoginLimits,
+) -> TokenPair | JSONResponse:
+    """The second step of a login with a second factor: the `mfa_token` of
+    `POST /auth/token` and a TOTP code or a recovery code, each accepted
+    once. The waiting login becomes a login session under a new id: the
+    `mfa_token` works for one pair of tokens."""
+    state = store.get(hash_token(body.mfa_token), time.time())
+    if state is None:
+        return refused("Invalid or expired mfa_token: log in again")
+    session.attach(state)
+    user = waiting_user(session, db)
+    if user is None:
+        return refused("Invalid or expired mfa_token: log in again")
+    if not accept_code(user, body.code, limits, db, settings):
+        return refused("Wrong code")
+    del session[SECOND_FACTOR]
+    session.login(user.id, user.credential_epoch)
     _, sid = session.pending_id()
     return issue_tokens(session, user.id, sid, settings)
 
@@ -100,7 +147,8 @@ def refresh(
     """Trade a refresh token for a new pair; the old refresh token dies.
 
     - The current token: a new pair, if the user still exists and is active
-      (otherwise 401, and the login session is revoked).
+      and the login session is not older than the user's last change of
+      credentials (otherwise 401, and the login session is revoked).
     - A token this service issued and has since rotated (its MAC verifies,
       its hash is no longer the stored one): two parties hold it, one of
       them perhaps a thief, so the whole login session is revoked (401).
@@ -125,8 +173,10 @@ def refresh(
         return refused("Refresh token reused: the session is revoked")
     session.attach(state)
     user = get_user(db, state.user_id)
-    if user is None or not user.is_active:
-        # Disabled or deleted other than by `disable_user`, which ends the sessions.
+    if user is None or not user.is_active or state.credential_epoch < user.credential_epoch:
+        # Disabled or deleted other than by `disable_user`, which ends the
+        # sessions; or saved after `revoke_credentials` by a login that
+        # checked the credentials before it.
         session.destroy()
         return refused("Invalid refresh token")
     refresh_token, refresh_hash = create_refresh_token(settings, state.handle)
@@ -163,7 +213,7 @@ def password(
         # 403, not 401: the session is fine.
         return JSONResponse({"detail": "Wrong current password"}, status.HTTP_403_FORBIDDEN)
     limits.succeeded(user.email)
-    change_password(user, body.new_password, sessions, db)
-    session.login(user.id)
+    epoch = change_password(user, body.new_password, sessions, db)
+    session.login(user.id, epoch)
     _, sid = session.pending_id()
     return issue_tokens(session, user.id, sid, settings)

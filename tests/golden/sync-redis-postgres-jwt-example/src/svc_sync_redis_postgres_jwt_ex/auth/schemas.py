@@ -12,6 +12,16 @@ from .common_passwords import not_common
 NewPassword = Annotated[Text, Field(min_length=8, max_length=1024), AfterValidator(not_common)]
 
 
+def new_address(email: str) -> str:
+    """Refuse a look-alike (its local part mixes scripts), and an address
+    whose canonical form is over 320 characters (NFKC can lengthen it)."""
+    if mixes_scripts(email):
+        raise ValueError("the part before @ mixes scripts (a look-alike address)")
+    if len(normalize_email(email)) > 320:
+        raise ValueError("the address is too long")
+    return email
+
+
 class Credentials(BaseModel):
     # Trimmed, its domain lower-cased and in its IDNA Unicode form; else as given.
     email: EmailStr
@@ -25,13 +35,7 @@ class Registration(Credentials):
     @field_validator("email")
     @classmethod
     def refuse_look_alikes(cls, email: str) -> str:
-        """Refuse a look-alike (its local part mixes scripts), and an address
-        whose canonical form is over 320 characters (NFKC can lengthen it)."""
-        if mixes_scripts(email):
-            raise ValueError("the part before @ mixes scripts (a look-alike address)")
-        if len(normalize_email(email)) > 320:
-            raise ValueError("the address is too long")
-        return email
+        return new_address(email)
 
 
 class PasswordChange(BaseModel):
@@ -42,6 +46,66 @@ class PasswordChange(BaseModel):
 class UserOut(BaseModel):
     id: int
     email: str
+
+
+class Me(UserOut):
+    email_verified: bool
+    # Whether the account has a second factor (TOTP) active.
+    mfa: bool
+
+
+class TokenIn(BaseModel):
+    """A token from a mailed link."""
+
+    token: Text = Field(max_length=200)
+
+
+class PasswordForgotten(BaseModel):
+    email: EmailStr
+
+
+class PasswordReset(TokenIn):
+    new_password: NewPassword
+
+
+class EmailChange(BaseModel):
+    new_email: EmailStr
+    current_password: Text = Field(max_length=1024)
+
+    @field_validator("new_email")
+    @classmethod
+    def refuse_look_alikes(cls, email: str) -> str:
+        return new_address(email)
+
+
+class Accepted(BaseModel):
+    detail: str
+
+
+class CurrentPassword(BaseModel):
+    current_password: Text = Field(max_length=1024)
+
+
+class TotpSetup(BaseModel):
+    # Base32, for typing into an authenticator app; `otpauth_uri` is the same
+    # secret for a QR code.
+    secret: str
+    otpauth_uri: str
+
+
+class CodeIn(BaseModel):
+    # A TOTP code (six digits) or a recovery code.
+    code: Text = Field(max_length=64)
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str]
+
+
+class MfaRequired(BaseModel):
+    """The password was right; the second factor's code is asked next."""
+
+    mfa_required: Literal[True] = True
 
 
 class TokenForm(BaseModel):
@@ -62,3 +126,12 @@ class TokenPair(BaseModel):
 
 class RefreshIn(BaseModel):
     refresh_token: Text = Field(max_length=256)
+
+
+class MfaChallenge(MfaRequired):
+    # Names the login waiting for its code, for `POST /auth/token/mfa`.
+    mfa_token: str
+
+
+class MfaTokenIn(CodeIn):
+    mfa_token: Text = Field(max_length=256)

@@ -131,6 +131,7 @@ def save_session(
                 last_seen=now,
                 expires_at=now
                 + min(settings.session_idle_timeout, settings.session_absolute_timeout),
+                credential_epoch=session.credential_epoch,
             )
         )
     elif old is not None and (session.modified or refresh_due(old, settings, now)):

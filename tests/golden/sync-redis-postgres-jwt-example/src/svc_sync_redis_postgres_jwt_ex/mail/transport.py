@@ -1,0 +1,65 @@
+"""Sending one mail: to the SMTP server of `SMTP_URL` (STARTTLS when the
+server offers it; `smtps://`: TLS from the start), or without one (dev and
+test) to the log, as one JSON line."""
+
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+from ..config import Settings
+
+logger = logging.getLogger(__name__)
+# Seconds the SMTP server gets for each step.
+SMTP_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A plain-text mail."""
+
+    recipient: str
+    subject: str
+    body: str
+
+
+def build_message(settings: Settings, mail: Mail) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = mail.recipient
+    message["Subject"] = mail.subject
+    message.set_content(mail.body)
+    return message
+
+
+def send(settings: Settings, mail: Mail) -> None:
+    """Hand `mail` to the SMTP server; an error if it did not take it."""
+    if settings.smtp_url is None:
+        # The only place a mail's link (and its token) is written: dev and test.
+        shown = {"to": mail.recipient, "subject": mail.subject, "body": mail.body}
+        logger.info("mail", extra={"mail": shown})
+        return
+    url = urlsplit(settings.smtp_url)
+    implicit_tls = url.scheme == "smtps"
+    host = url.hostname or "localhost"
+    port = url.port or (465 if implicit_tls else 25)
+    username = unquote(url.username) if url.username else None
+    password = unquote(url.password) if url.password else None
+    message = build_message(settings, mail)
+    context = ssl.create_default_context()
+    smtp = (
+        smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
+        if implicit_tls
+        else smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
+    )
+    with smtp:
+        if not implicit_tls:
+            smtp.ehlo()
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+                smtp.ehlo()
+        if username is not None:
+            smtp.login(username, password or "")
+        smtp.send_message(message)
