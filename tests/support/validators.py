@@ -27,6 +27,8 @@ from tests.support.envs import _tool_env
 # Top-level modules a generated project imports -> the distribution that provides them.
 # A module missing here fails the check: add it (and declare it in the template).
 MODULE_DISTRIBUTIONS = {
+    "aiosmtpd": "aiosmtpd",
+    "aiosmtplib": "aiosmtplib",
     "aiosqlite": "aiosqlite",
     "alembic": "alembic",
     "anyio": "anyio",
@@ -35,6 +37,7 @@ MODULE_DISTRIBUTIONS = {
     "asyncpg": "asyncpg",
     "bson": "pymongo",
     "confusable_homoglyphs": "confusable-homoglyphs",
+    "cryptography": "cryptography",
     "fastapi": "fastapi",
     "httpx": "httpx",
     "jwt": "pyjwt",
@@ -42,6 +45,7 @@ MODULE_DISTRIBUTIONS = {
     "psycopg": "psycopg",
     "pwdlib": "pwdlib",
     "pydantic": "pydantic",
+    "pyotp": "pyotp",
     "pydantic_settings": "pydantic-settings",
     "pymongo": "pymongo",
     "pymysql": "pymysql",
