@@ -30,7 +30,10 @@ def build_message(settings: Settings, mail: Mail) -> EmailMessage:
     message["From"] = settings.mail_from
     message["To"] = mail.recipient
     message["Subject"] = mail.subject
-    message.set_content(mail.body)
+    # Sent as written (7bit, or 8bit for non-ASCII text), never quoted-printable:
+    # a link longer than a mail line would come out as `token=3D…` split by
+    # soft line breaks, which a mail reader decodes but a plain search does not.
+    message.set_content(mail.body, cte="7bit" if mail.body.isascii() else "8bit")
     return message
 
 
