@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from bench.processes import REPO, PrivateRedis, Server, log
-from bench.subjects import PASSWORD, project_subject
+from bench.processes import REPO, log
+from bench.subjects import PASSWORD, served_project
 from tests.support.combos import all_combos, load_config
 
 KNOWN = "known@example.com"
@@ -49,22 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     combo = {c.id: c for c in all_combos(load_config(REPO / "copier.yml"))}[args.combo]
     if combo.auth == "none":
         parser.error("the combination has no accounts")
-    root = Path(tempfile.mkdtemp(prefix="forgot-timing-"))
-    redis = PrivateRedis() if combo.separate_database else None
-    server = subject = None
     timings: dict[str, list[float]] = {KNOWN: [], UNKNOWN: []}
-    try:
-        template_src = root / "template-src"
-        template_src.mkdir()
-        shutil.copy2(REPO / "copier.yml", template_src / "copier.yml")
-        shutil.copytree(REPO / "template", template_src / "template")
-        subject = project_subject(combo, template_src, root, redis)
-        env = dict(subject.env) | {
-            "PASSWORD_RESETS_PER_ADDRESS": "1000000",
-            "PASSWORD_RESETS_PER_CLIENT": "1000000",
-        }
-        server = Server(subject.python, subject.app, subject.cwd, env, root / "server.log")
-        server.wait_ready("/health/live")
+    limits_off = {"PASSWORD_RESETS_PER_ADDRESS": "1000000", "PASSWORD_RESETS_PER_CLIENT": "1000000"}
+    with served_project(combo, REPO, "forgot-timing-", limits_off) as (server, _subject):
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         status, _ = post(conn, "/auth/register", {"email": KNOWN, "password": PASSWORD})
         assert status == 201, status
@@ -77,14 +61,6 @@ def main(argv: list[str] | None = None) -> int:
                 status, ms = post(conn, "/auth/password/forgot", {"email": email})
                 assert status == 202, status
                 timings[email].append(ms)
-    finally:
-        if server is not None:
-            server.stop()
-        if subject is not None and subject.database is not None:
-            subject.database.drop()
-        if redis is not None:
-            redis.stop()
-        shutil.rmtree(root, ignore_errors=True)
     medians = {email: statistics.median(values) for email, values in timings.items()}
     print(f"{combo.id}: POST /auth/password/forgot, {args.requests} requests per address")
     for email, values in timings.items():

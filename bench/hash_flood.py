@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 import uuid
@@ -35,8 +33,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.client import http_call
-from bench.processes import REPO, PrivateRedis, Server, log
-from bench.subjects import PASSWORD, project_subject
+from bench.processes import REPO, log
+from bench.subjects import PASSWORD, served_project
 from tests.support.combos import all_combos, load_config
 
 LIVE_BUDGET_MS = 100.0
@@ -207,26 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     combo = combos[args.combo]
     if combo.auth == "none":
         parser.error("the combination has no logins")
-    root = Path(tempfile.mkdtemp(prefix="hash-flood-"))
-    redis = PrivateRedis() if combo.separate_database else None
-    server = None
-    subject = None
-    try:
-        template_src = root / "template-src"
-        template_src.mkdir()
-        shutil.copy2(args.template / "copier.yml", template_src / "copier.yml")
-        shutil.copytree(args.template / "template", template_src / "template")
-        subject = project_subject(combo, template_src, root, redis)
-        env = dict(subject.env)
-        if args.no_client_limits:
-            for name in ("LOGIN_ATTEMPTS_PER_CLIENT", "REGISTRATIONS_PER_CLIENT"):
-                env[name] = "1000000"
-        # The account-wide limits stay: the flood's own account may hit them (429, no hash).
-        for pair in args.env:
-            key, _, value = pair.partition("=")
-            env[key] = value
-        server = Server(subject.python, subject.app, subject.cwd, env, root / "server.log")
-        server.wait_ready("/health/live")
+    env: dict[str, str] = {}
+    if args.no_client_limits:
+        for name in ("LOGIN_ATTEMPTS_PER_CLIENT", "REGISTRATIONS_PER_CLIENT"):
+            env[name] = "1000000"
+    # The account-wide limits stay: the flood's own account may hit them (429, no hash).
+    for pair in args.env:
+        key, _, value = pair.partition("=")
+        env[key] = value
+    with served_project(combo, args.template, "hash-flood-", env) as (server, _subject):
         headers = log_in(server.port, combo.auth)
         log(f"idle {args.idle:.0f} s")
         idle = measure(server.port, server.proc.pid, combo.auth, headers, args.idle, 0)
@@ -234,14 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         flooded = measure(
             server.port, server.proc.pid, combo.auth, headers, args.duration, args.flooders
         )
-    finally:
-        if server is not None:
-            server.stop()
-        if subject is not None and subject.database is not None:
-            subject.database.drop()
-        if redis is not None:
-            redis.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
     live_p95 = flooded["live"]["p95"]
     me_ratio = flooded["me"]["p50"] / idle["me"]["p50"]

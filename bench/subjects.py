@@ -11,17 +11,20 @@ cached environments (``tests/support/envs.py``); the reference apps
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from bench.client import http_call
 from bench.loadgen import build_request
-from bench.processes import REPO, Database, PrivateRedis, log
+from bench.processes import REPO, Database, PrivateRedis, Server, log
 from tests.support.combos import Combo
 from tests.support.envs import DROPPED_ENV, ensure_env, project_dependencies
 from tests.support.rendering import render
@@ -347,3 +350,35 @@ def ref_subjects(redis: PrivateRedis | None, root: Path) -> list[Subject]:
             )
         )
     return subjects
+
+
+@contextlib.contextmanager
+def served_project(
+    combo: Combo, template: Path, prefix: str, env: Mapping[str, str] = {}
+) -> Iterator[tuple[Server, Subject]]:
+    """One generated project of `template/` (a folder holding copier.yml and template/),
+    rendered and served with one worker (`bench/serve.py`) with `env` added to its settings,
+    ready on `/health/live`; the server, its database, its private Redis and the files are
+    gone afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    redis = PrivateRedis() if combo.separate_database else None
+    server = subject = None
+    try:
+        template_src = root / "template-src"
+        template_src.mkdir()
+        shutil.copy2(template / "copier.yml", template_src / "copier.yml")
+        shutil.copytree(template / "template", template_src / "template")
+        subject = project_subject(combo, template_src, root, redis)
+        server = Server(
+            subject.python, subject.app, subject.cwd, {**subject.env, **env}, root / "server.log"
+        )
+        server.wait_ready("/health/live")
+        yield server, subject
+    finally:
+        if server is not None:
+            server.stop()
+        if subject is not None and subject.database is not None:
+            subject.database.drop()
+        if redis is not None:
+            redis.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -154,7 +154,9 @@ def dockerfile_problems(project: Path, combo: Combo) -> list[str]:
     (package,) = [path.name for path in (project / "src").iterdir() if path.is_dir()]
     commands = [line for line in lines if line.startswith("CMD ")]
     if commands[-1:] != [f'CMD ["python", "-m", "{package}"]'] or "WEB_CONCURRENCY" not in text:
-        problems.append(f"Dockerfile: {commands} is not `python -m {package}`, or no WEB_CONCURRENCY")
+        problems.append(
+            f"Dockerfile: {commands} is not `python -m {package}`, or no WEB_CONCURRENCY"
+        )
     if "FORWARDED_ALLOW_IPS=" in text:
         problems.append("Dockerfile: sets FORWARDED_ALLOW_IPS (anyone could forge X-Forwarded-For)")
     has_migrations = "COPY migrations" in text and "alembic upgrade head" in text
