@@ -98,7 +98,7 @@ ALLOWED = (
     ),
     Allowed(
         "auth none",
-        r"^src/PKG/(db_errors\.py|sessions/redis_errors\.py)$",
+        r"^src/PKG/(db_errors\.py|engine\.py|sessions/redis_errors\.py)$",
         r"\b(url|target)\.password\)$|parsed\[\"password\"\]\)$",
         "the password of a database or Redis URL, kept out of the outage's log line",
     ),
