@@ -524,6 +524,7 @@ async def test_the_login_limit_holds_across_worker_processes(
     assert (await attempt(second, "ada@example.com", PASSWORD)).status_code == 429
 
 
+@pytest.mark.slow
 async def test_the_login_limit_never_locks_the_user_out_for_good(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
@@ -644,6 +645,7 @@ async def test_a_forwarded_client_address_of_any_length_is_limited_without_a_500
         assert (await post_attempt(client, "ada@example.com", PASSWORD, second)).status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.real_password_hashing
 async def test_an_unknown_email_takes_as_long_as_a_wrong_password(
     make_app: AppFactory, make_client: ClientFactory

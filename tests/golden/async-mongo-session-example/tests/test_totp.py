@@ -188,6 +188,18 @@ async def test_a_password_change_voids_a_waiting_login(
     assert (await finish_login(browser, pending, enrolled.code())).status_code == 401
 
 
+async def test_logging_out_everywhere_voids_a_waiting_login(
+    client: AsyncClient, make_client: ClientFactory
+) -> None:
+    """The waiting login holds the credential epoch its password check read:
+    "log out everywhere" raises it, so the code no longer completes that login."""
+    enrolled = await enrol(client)
+    browser = await make_client()
+    pending = await start_login(browser)
+    assert (await client.delete("/auth/sessions")).status_code == 204
+    assert (await finish_login(browser, pending, enrolled.code())).status_code == 401
+
+
 async def test_wrong_codes_are_limited_like_logins(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:

@@ -122,6 +122,7 @@ async def test_forged_and_malformed_cookies_give_a_new_session(
     assert len(await probe.states()) == 1
 
 
+@pytest.mark.slow
 async def test_idle_timeout_ends_the_session(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
@@ -136,6 +137,7 @@ async def test_idle_timeout_ends_the_session(
     assert f"{COOKIE}=;" in response.headers["set-cookie"]
 
 
+@pytest.mark.slow
 async def test_activity_extends_the_idle_timeout(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
@@ -148,6 +150,7 @@ async def test_activity_extends_the_idle_timeout(
         assert (await client.get("/test/session")).json() == {"colour": "blue"}
 
 
+@pytest.mark.slow
 async def test_absolute_timeout_ends_even_an_active_session(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:

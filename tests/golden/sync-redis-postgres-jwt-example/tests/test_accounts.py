@@ -224,6 +224,7 @@ async def test_a_new_reset_request_retires_the_earlier_link(
     assert (await client.post("/auth/password/reset", json=reset)).status_code == 204
 
 
+@pytest.mark.slow
 async def test_a_reset_link_expires(
     make_app: AppFactory, make_client: ClientFactory, mailbox: Mailbox
 ) -> None:

@@ -103,6 +103,7 @@ async def test_expired_and_not_yet_valid_tokens_are_refused(client: AsyncClient)
     assert (await client.get("/auth/me", headers=bearer(forge(claims)))).status_code == 200
 
 
+@pytest.mark.slow
 async def test_short_lifetime_expires_access_tokens(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:
@@ -237,6 +238,7 @@ async def test_the_store_keeps_only_a_hash_of_the_refresh_token(
     assert state.refresh_hash == hashlib.sha256(secret.encode()).hexdigest()
 
 
+@pytest.mark.slow
 async def test_idle_timeout_ends_the_login_session(
     make_app: AppFactory, make_client: ClientFactory
 ) -> None:

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     session_absolute_timeout: int = Field(default=43200, gt=0)
     cookie_secure: bool = True
     # Comma-separated origins (`https://app.example.com`) of front ends served
-    # elsewhere: they may send state-changing requests (`security.py`), and CORS
+    # elsewhere: they may send state-changing requests (`cross_site.py`), and CORS
     # lets their scripts call this API with cookies. Empty: CORS is off.
     allowed_origins: Annotated[list[str], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -170,11 +170,6 @@ class Settings(BaseSettings):
     @property
     def docs_enabled(self) -> bool:
         return self.api_docs if self.api_docs is not None else self.environment != "prod"
-
-    @property
-    def session_cookie_name(self) -> str:
-        """`__Host-` pins the cookie to this host, HTTPS and `Path=/`."""
-        return "__Host-session" if self.cookie_secure else "session"
 
 
 def settings_error(exc: ValidationError) -> str:

@@ -127,6 +127,13 @@ def after_commit(db: UnitOfWork, hook: Callable[[], object]) -> None:
     db.hooks_after_commit.append(hook)
 
 
+class Refused(HTTPException):
+    """An error answer after which the request's unit of work still commits,
+    with its session changes: raised by a dependency that ends what it
+    refuses (a session older than its user's credentials), before the
+    route has written anything."""
+
+
 async def next_id(db: UnitOfWork, name: str) -> int:
     """The next integer id for a collection, from a counter document.
 
@@ -154,13 +161,6 @@ async def database_ok(request: Request) -> bool:
     except PyMongoError:
         return False
     return True
-
-
-class Refused(HTTPException):
-    """An error answer after which the request's unit of work still commits,
-    with its session changes: raised by a dependency that ends what it
-    refuses (a session older than its user's credentials), before the
-    route has written anything."""
 
 
 async def get_db(request: Request) -> AsyncIterator[UnitOfWork]:

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     limit_hashing(settings)
     app.add_middleware(SessionMiddleware, settings=app.state.settings)
-    # Runs before the session: body size, cross-site requests, caching.
+    # Runs before the session: body size, caching.
     app.add_middleware(SecurityMiddleware, settings=app.state.settings)
     if app.state.settings.allowed_origins:
         # Front ends on these origins may call this API from their scripts, with cookies.

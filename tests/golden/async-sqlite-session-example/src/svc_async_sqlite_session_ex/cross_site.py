@@ -1,6 +1,14 @@
 """Which state-changing requests come from this site: the session cookie
 rides along with any request a browser sends here, so one that another site
-made must be refused (`security.SecurityMiddleware` answers it 403)."""
+made must be refused (`sessions.middleware.SessionMiddleware` answers it 403).
+
+From another site: an `Origin` whose scheme, host and port differ from this
+service's and from each of `ALLOWED_ORIGINS`, more than one `Origin`, or
+else `Sec-Fetch-Site: cross-site` or `same-site`. Requests with neither
+header come from non-browser clients, which send no cookies unasked, and
+pass. This service's scheme is the request's, taken from
+`X-Forwarded-Proto` only from the proxies in `FORWARDED_ALLOW_IPS`
+(`__main__.py`)."""
 
 from urllib.parse import urlsplit
 

@@ -39,16 +39,6 @@ class Base(DeclarativeBase):
     )
 
 
-def create_sessionmaker(
-    engine: AsyncEngine,
-    settings: Settings,
-) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit, each knowing the
-    engine for `read_row`."""
-    reader = autocommit_reader(engine, settings)
-    return async_sessionmaker(engine, expire_on_commit=False, info={READER: reader})
-
-
 @contextlib.asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
     """The engine and its sessionmaker, for as long as the application runs."""
@@ -64,6 +54,16 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await engine.dispose()
+
+
+def create_sessionmaker(
+    engine: AsyncEngine,
+    settings: Settings,
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit, each knowing the
+    engine for `read_row`."""
+    reader = autocommit_reader(engine, settings)
+    return async_sessionmaker(engine, expire_on_commit=False, info={READER: reader})
 
 
 def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -90,6 +90,13 @@ def after_commit(db: AsyncSession, hook: Callable[[], object]) -> None:
     """Call `hook` (quick, no I/O: it runs in the event loop) once the request's
     transaction has committed: the mail sender is woken here."""
     db.info.setdefault(AFTER_COMMIT, []).append(hook)
+
+
+class Refused(HTTPException):
+    """An error answer after which the request's unit of work still commits,
+    with its session changes: raised by a dependency that ends what it
+    refuses (a session older than its user's credentials), before the
+    route has written anything."""
 
 
 async def read_row(
@@ -144,13 +151,6 @@ async def _roll_back(db: AsyncSession) -> None:
     await db.close()
     for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
         await undo()
-
-
-class Refused(HTTPException):
-    """An error answer after which the request's unit of work still commits,
-    with its session changes: raised by a dependency that ends what it
-    refuses (a session older than its user's credentials), before the
-    route has written anything."""
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:

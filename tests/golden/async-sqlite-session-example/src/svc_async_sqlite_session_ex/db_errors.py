@@ -4,17 +4,10 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from .config import Settings
-from .errors import Outage, internal_error, server_unavailable
-
-
-def database_outage(settings: Settings) -> Outage:
-    """The database's `Outage`, named by its file."""
-    url = make_url(settings.database_url)
-    return Outage("Database", url.database or ":memory:")
+from .engine import connection_lost, database_outage
+from .errors import internal_error, server_unavailable
 
 
 def add_database_error_handlers(app: FastAPI) -> None:
@@ -39,9 +32,3 @@ def database_error(database_unavailable: Handler) -> Handler:
         return await internal_error(request, exc)
 
     return handler
-
-
-def connection_lost(exc: DBAPIError) -> bool:
-    """Is the database down, or did the request's connection die? SQLAlchemy
-    then discards the pooled connections, so later requests reconnect."""
-    return isinstance(exc, OperationalError) or exc.connection_invalidated

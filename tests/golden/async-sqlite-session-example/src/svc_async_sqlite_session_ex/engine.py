@@ -1,15 +1,17 @@
-"""The SQLite engine: one writer at a time, in turn."""
+"""The SQLite engine (one writer at a time, in turn), and how its failures read."""
 
 import asyncio
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
 from .config import Settings
+from .errors import Outage
 from .pool import FirstComePool
 
 # Key of a pooled connection's `info`: its transaction holds the write turn.
@@ -21,13 +23,14 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url,
         connect_args={"timeout": 15},
-        # Errors (and so log lines) show statements without their values:
-        # session ids, password hashes.
+        # Errors (and so log lines) show statements without their values: no
+        # secret (a session id, say) reaches a log.
         hide_parameters=True,
-        # A fixed pool without overflow: under load a request waits, in turn, for
-        # a pooled connection instead of opening (and closing) extra ones.
+        # A fixed pool without overflow: under load a request waits for a
+        # pooled connection instead of opening (and closing) extra ones.
         pool_size=settings.database_pool_size,
         max_overflow=0,
+        # Waiting requests get connections first come, first served (`pool.py`).
         poolclass=FirstComePool,
     )
     # SQLite allows one writer at a time. A transaction that reads and then
@@ -69,3 +72,15 @@ def create_db_engine(settings: Settings) -> AsyncEngine:
 def autocommit_reader(engine: AsyncEngine, _settings: Settings) -> AsyncEngine:
     """The engine for `db.read_row`'s reads outside a transaction."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def database_outage(settings: Settings) -> Outage:
+    """The database's `Outage` (`db_errors.py`), named by its file."""
+    url = make_url(settings.database_url)
+    return Outage("Database", url.database or ":memory:")
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    """Is the database down, or did the request's connection die? SQLAlchemy
+    then discards the pooled connections, so later requests reconnect."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated

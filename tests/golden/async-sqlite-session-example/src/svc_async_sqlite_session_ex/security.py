@@ -5,14 +5,6 @@
 - A body not received within `REQUEST_BODY_TIMEOUT` seconds of the route's
   first read gets 408: a client trickling its body holds no worker for long
   (the server bounds the time for headers, `__main__.py`).
-- State-changing requests from another site are refused with 403 (the
-  session cookie would ride along with them): an `Origin` whose scheme, host
-  and port differ from this service's and from each of `ALLOWED_ORIGINS`,
-  more than one `Origin`, or else `Sec-Fetch-Site: cross-site` or
-  `same-site`. Requests with neither header come from non-browser clients,
-  which send no cookies unasked, and pass. This service's scheme is the
-  request's, taken from `X-Forwarded-Proto` only from the proxies in
-  `FORWARDED_ALLOW_IPS` (`__main__.py`).
 - Responses of requests that used the session get `Cache-Control: no-store`,
   so no shared cache keeps a client's data or a session cookie.
 """
@@ -20,15 +12,13 @@
 import asyncio
 import time
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Settings
-from .cross_site import SameSite
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # 413 Content Too Large (its `status` name changed between Starlette versions).
 CONTENT_TOO_LARGE = 413
 REQUEST_TIMEOUT = 408
@@ -46,7 +36,6 @@ class SecurityMiddleware:
         self.app = app
         self.max_body_size = settings.max_body_size
         self.body_timeout = settings.request_body_timeout
-        self.same_site = SameSite(settings.allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,11 +45,6 @@ class SecurityMiddleware:
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_size):
             await refuse(CONTENT_TOO_LARGE, "Request body too large")(scope, receive, send)
-            return
-        if scope["method"] not in SAFE_METHODS and not self.same_site(scope, headers):
-            await refuse(status.HTTP_403_FORBIDDEN, "Cross-site request refused")(
-                scope, receive, send
-            )
             return
         state = scope.setdefault("state", {})
         received = 0

@@ -47,8 +47,7 @@ class Settings(BaseSettings):
     session_absolute_timeout: int = Field(default=43200, gt=0)
     access_token_lifetime: int = Field(default=900, gt=0)
     # Comma-separated origins (`https://app.example.com`) of front ends served
-    # elsewhere: CORS
-    # lets their scripts call this API. Empty: CORS is off.
+    # elsewhere: CORS lets their scripts call this API. Empty: CORS is off.
     allowed_origins: Annotated[list[str], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Bytes: bigger request bodies get 413; bigger session data too, and is not stored.

@@ -44,16 +44,6 @@ class Base(DeclarativeBase):
     )
 
 
-def create_sessionmaker(
-    engine: Engine,
-    settings: Settings,
-) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit, each knowing the
-    engine for `read_row`."""
-    reader = autocommit_reader(engine, settings)
-    return sessionmaker(engine, expire_on_commit=False, info={READER: reader})
-
-
 @contextlib.asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[None]:
     """The engine and its sessionmaker, for as long as the application runs."""
@@ -77,12 +67,6 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
         engine.dispose()
 
 
-def get_sessionmaker(request: Request) -> sessionmaker[Session]:
-    """The application's sessionmaker, made at start-up (`running`)."""
-    maker: sessionmaker[Session] = request.app.state.sessionmaker
-    return maker
-
-
 async def reserve_connection(request: Request) -> AsyncIterator[None]:
     """Wait for one of the pool's connections here, in the event loop.
 
@@ -100,6 +84,22 @@ async def reserve_connection(request: Request) -> AsyncIterator[None]:
 
 
 ConnectionSlot = Annotated[None, Depends(reserve_connection, scope="function")]
+
+
+def create_sessionmaker(
+    engine: Engine,
+    settings: Settings,
+) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit, each knowing the
+    engine for `read_row`."""
+    reader = autocommit_reader(engine, settings)
+    return sessionmaker(engine, expire_on_commit=False, info={READER: reader})
+
+
+def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """The application's sessionmaker, made at start-up (`running`)."""
+    maker: sessionmaker[Session] = request.app.state.sessionmaker
+    return maker
 
 
 def before_commit(db: Session, hook: Hook, needed: Callable[[], bool] = lambda: True) -> None:
@@ -120,6 +120,13 @@ def after_commit(db: Session, hook: Callable[[], object]) -> None:
     """Call `hook` (quick, no I/O: it runs in the event loop) once the request's
     transaction has committed: the mail sender is woken here."""
     db.info.setdefault(AFTER_COMMIT, []).append(hook)
+
+
+class Refused(HTTPException):
+    """An error answer after which the request's unit of work still commits,
+    with its session changes: raised by a dependency that ends what it
+    refuses (a session older than its user's credentials), before the
+    route has written anything."""
 
 
 def read_row(
@@ -166,13 +173,6 @@ def _roll_back(db: Session) -> None:
     db.close()
     for undo in reversed(db.info.pop(AFTER_ROLLBACK, [])):
         undo()
-
-
-class Refused(HTTPException):
-    """An error answer after which the request's unit of work still commits,
-    with its session changes: raised by a dependency that ends what it
-    refuses (a session older than its user's credentials), before the
-    route has written anything."""
 
 
 async def get_db(request: Request, _slot: ConnectionSlot) -> AsyncIterator[Session]:

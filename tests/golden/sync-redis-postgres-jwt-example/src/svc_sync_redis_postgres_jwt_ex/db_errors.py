@@ -4,25 +4,10 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from .config import Settings
-from .errors import Outage, internal_error, server_unavailable
-
-# SQLSTATEs of a lost connection (class 08), of a server out of resources
-# (53: too many connections, memory, disk) and of one shutting down or starting
-# up (57P01-57P03), and of a misconfigured connection: wrong credentials
-# (28) or a database that does not exist (3D000). psycopg raises
-# OperationalError for them; asyncpg does not.
-UNAVAILABLE_SQLSTATES = ("08", "28", "3D000", "53", "57P")
-
-
-def database_outage(settings: Settings) -> Outage:
-    """The database's `Outage`, named by host and port."""
-    url = make_url(settings.database_url)
-    port = url.port or 5432
-    return Outage("Database", f"{url.host or 'localhost'}:{port}", url.password)
+from .engine import connection_lost, database_outage
+from .errors import internal_error, server_unavailable
 
 
 def add_database_error_handlers(app: FastAPI) -> None:
@@ -47,14 +32,3 @@ def database_error(database_unavailable: Handler) -> Handler:
         return await internal_error(request, exc)
 
     return handler
-
-
-def connection_lost(exc: DBAPIError) -> bool:
-    """Is the database down, or did the request's connection die? SQLAlchemy
-    then discards the pooled connections, so later requests reconnect."""
-    sqlstate: str = getattr(exc.orig, "sqlstate", None) or ""
-    return (
-        isinstance(exc, OperationalError)
-        or exc.connection_invalidated
-        or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
-    )

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Double, ForeignKey, String
+import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base
@@ -13,11 +13,11 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # As the user gave it (its domain lower-cased): shown, never compared.
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(sa.String(320))
     # Its canonical form (`auth.accounts.normalize_email`): unique, what logins
     # look up, compared exactly.
-    email_canonical: Mapped[str] = mapped_column(String(320), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    email_canonical: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     # Raised by every change of credentials (`auth.accounts.revoke_credentials`):
     # a session made before it (`SessionRecord.credential_epoch` below it) is refused.
@@ -26,8 +26,8 @@ class User(Base):
     email_verified: Mapped[bool] = mapped_column(default=False)
     # The second factor (`auth/totp.py`): its secret, encrypted; a secret set
     # up but not confirmed yet; the time step of the last code used.
-    totp_secret: Mapped[str | None] = mapped_column(String(255))
-    totp_pending: Mapped[str | None] = mapped_column(String(255))
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_pending: Mapped[str | None] = mapped_column(sa.String(255))
     totp_step: Mapped[int | None]
 
 
@@ -39,13 +39,13 @@ class OutboxMail(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    recipient: Mapped[str] = mapped_column(String(320))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    recipient: Mapped[str] = mapped_column(sa.String(320))
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     attempts: Mapped[int]
     # Unix time before which no sender takes it: the next try, or the end of
     # the lease of the sender that took it.
-    not_before: Mapped[float] = mapped_column(Double, index=True)
+    not_before: Mapped[float] = mapped_column(sa.Double, index=True)
 
 
 class AccountToken(Base):
@@ -54,12 +54,12 @@ class AccountToken(Base):
 
     __tablename__ = "account_tokens"
 
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(16))
     # The address being confirmed (purpose "email").
-    new_email: Mapped[str | None] = mapped_column(String(320))
-    expires_at: Mapped[float] = mapped_column(Double)
+    new_email: Mapped[str | None] = mapped_column(sa.String(320))
+    expires_at: Mapped[float] = mapped_column(sa.Double)
 
 
 class RecoveryCode(Base):
@@ -68,16 +68,16 @@ class RecoveryCode(Base):
     __tablename__ = "recovery_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    code_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
 
 
 class Product(Base):
     __tablename__ = "products"
-    __table_args__ = (CheckConstraint("stock >= 0", name="stock_not_negative"),)
+    __table_args__ = (sa.CheckConstraint("stock >= 0", name="stock_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(sa.String(200))
     price_cents: Mapped[int]
     stock: Mapped[int]
 
@@ -86,7 +86,7 @@ class Order(Base):
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     total_cents: Mapped[int]
     items: Mapped[list["OrderItem"]] = relationship(lazy="selectin")
 
@@ -95,7 +95,7 @@ class OrderItem(Base):
     __tablename__ = "order_items"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    product_id: Mapped[int] = mapped_column(sa.ForeignKey("products.id"))
     quantity: Mapped[int]
     price_cents: Mapped[int]

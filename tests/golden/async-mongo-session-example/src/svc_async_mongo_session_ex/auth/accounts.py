@@ -10,6 +10,8 @@ login limits use that one.
 import unicodedata
 
 from confusable_homoglyphs import categories
+from fastapi import status
+from fastapi.responses import JSONResponse
 
 from ..db import DbSession
 from ..models import User
@@ -27,6 +29,15 @@ _MIXES = (
     {"LATIN", "HAN", "BOPOMOFO"},
     {"LATIN", "HAN", "HANGUL"},
 )
+
+
+def unverified_email() -> JSONResponse:
+    """The answer to a right password when REQUIRE_VERIFIED_EMAIL is on and
+    the address is not verified yet (403)."""
+    return JSONResponse(
+        {"detail": "Verify your email address first: follow the link mailed to you"},
+        status.HTTP_403_FORBIDDEN,
+    )
 
 
 def normalize_email(email: str) -> str:

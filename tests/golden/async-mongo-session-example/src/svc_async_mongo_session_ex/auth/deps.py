@@ -12,6 +12,7 @@ from ..sessions.session import Session
 from .users import get_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+UNAUTHORIZED = HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
 
 
 def end_stale(session: Session) -> NoReturn:
@@ -20,7 +21,7 @@ def end_stale(session: Session) -> NoReturn:
     checked the old credentials, or by a request in flight. The session is
     deleted on the way out, and the client told to forget its cookie."""
     session.destroy()
-    raise Refused(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+    raise Refused(UNAUTHORIZED.status_code, UNAUTHORIZED.detail, UNAUTHORIZED.headers)
 
 
 async def get_current_user(
@@ -31,7 +32,7 @@ async def get_current_user(
     """The session's user; 401 without a live login, 403 on a missing or wrong
     `X-CSRF-Token` for a state-changing request (synchronizer token)."""
     if session.user_id is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+        raise UNAUTHORIZED
     if request.method not in SAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
@@ -39,7 +40,7 @@ async def get_current_user(
 
     user = await get_user(db, session.user_id)
     if user is None or not user.is_active:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+        raise UNAUTHORIZED
     if session.credential_epoch < user.credential_epoch:
         end_stale(session)
     return user

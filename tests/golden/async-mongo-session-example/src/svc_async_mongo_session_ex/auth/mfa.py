@@ -1,7 +1,6 @@
 """The second factor (TOTP): set it up, confirm it, turn it off; and the
 check of a login's code (`accept_code`), for the login routes."""
 
-import hmac
 import time
 
 from fastapi import APIRouter, Response, status
@@ -17,7 +16,6 @@ from .limits import LoginLimiter, LoginLimits
 from .passwords import HashingBusy, verify_password
 from .schemas import CodeIn, CurrentPassword, RecoveryCodes, TotpSetup
 from .totp import (
-    credential_tag,
     decrypt_secret,
     encrypt_secret,
     is_totp_code,
@@ -89,15 +87,16 @@ async def accept_code(
 
 async def waiting_user(session: Session, db: DbSession) -> User | None:
     """The user whose login waits for its code in `session`: None when there
-    is none, it is too late, the password has changed since, or the user is
-    disabled or has no second factor any more."""
+    is none, it is too late, the user's credentials have changed since (a
+    new password, a log-out everywhere), or the user is disabled or has no
+    second factor any more."""
     waiting = session.waiting_login(time.time())
     if waiting is None:
         return None
     user = await get_user(db, waiting[0])
     if user is None or not user.is_active or user.totp_secret is None:
         return None
-    if not hmac.compare_digest(credential_tag(user.password_hash), waiting[1]):
+    if user.credential_epoch != waiting[1]:
         return None
     return user
 

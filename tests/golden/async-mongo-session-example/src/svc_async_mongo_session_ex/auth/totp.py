@@ -82,12 +82,6 @@ def matching_step(secret: str, code: str, now: float) -> int | None:
     return None
 
 
-def credential_tag(password_hash: str) -> str:
-    """Names the password a waiting login was checked against (a digest of
-    its hash): a password changed or reset before the code comes voids it."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()
-
-
 def new_recovery_codes() -> list[str]:
     """`RECOVERY_CODES` codes of 64 random bits, as `xxxx-xxxx-xxxx-xxxx`."""
     return ["-".join(secrets.token_hex(2) for _ in range(4)) for _ in range(RECOVERY_CODES)]

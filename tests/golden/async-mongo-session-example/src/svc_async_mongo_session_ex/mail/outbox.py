@@ -47,13 +47,6 @@ class Outbox:
         after_commit(self.db, self.wake)
 
 
-async def get_outbox(request: Request, db: DbSession) -> Outbox:
-    return Outbox(db, request.app.state.mail_sender.wake)
-
-
-OutboxDep = Annotated[Outbox, Depends(get_outbox)]
-
-
 @contextlib.asynccontextmanager
 async def transaction(app: FastAPI) -> AsyncIterator[UnitOfWork]:
     """One unit of work of the sender's (its writes undone if the block fails)."""
@@ -91,3 +84,10 @@ async def sent(db: UnitOfWork, mail_id: int) -> None:
 
 async def retry_at(db: UnitOfWork, mail_id: int, when: float) -> None:
     await db.outbox.update_one({"_id": mail_id}, {"$set": {"not_before": when}})
+
+
+async def get_outbox(request: Request, db: DbSession) -> Outbox:
+    return Outbox(db, request.app.state.mail_sender.wake)
+
+
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]

@@ -3,16 +3,42 @@
 import hashlib
 import hmac
 from base64 import urlsafe_b64encode
+from enum import Enum
 
-from starlette.datastructures import MutableHeaders
+from fastapi import status
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
-from .session import Change, Session
+from ..cross_site import SameSite
+from ..security import refuse
+from .session import Session
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # A signed token is 87 characters; anything much longer is not ours.
 MAX_COOKIE_LENGTH = 128
+
+
+class Change(Enum):
+    """What the transport must tell the client once the session is saved."""
+
+    NONE = "none"
+    SET = "set"
+    CLEAR = "clear"
+
+
+class CookieSession(Session):
+    """A `Session` that travels in the cookie: with the token the client
+    presented, and what the cookie must say once the session is saved."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        # The (signature-checked) token the client presented, if any.
+        self.token = token
+        # What the transport must send, decided when the session is saved.
+        self.change = Change.NONE
 
 
 class TokenSigner:
@@ -46,21 +72,29 @@ class TokenSigner:
 class SessionMiddleware:
     """Reads the cookie into an unloaded `Session` and writes it back when the
     session changed. No store I/O happens here: routes that never ask for the
-    session cost no round trip."""
+    session cost no round trip. First, a state-changing request that another
+    site made gets 403: the cookie would ride along with it (`cross_site.py`)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.signer = TokenSigner(settings.secret_key)
-        self.cookie_name = settings.session_cookie_name
+        # `__Host-` pins the cookie to this host, HTTPS and `Path=/`.
+        self.cookie_name = "__Host-session" if settings.cookie_secure else "session"
         secure = "; Secure" if settings.cookie_secure else ""
         self.attributes = f"; Path=/; HttpOnly; SameSite=Lax{secure}"
         self.max_age = settings.session_absolute_timeout
+        self.same_site = SameSite(settings.allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        session = Session(self.read_token(scope))
+        if scope["method"] not in SAFE_METHODS and not self.same_site(scope, Headers(scope=scope)):
+            await refuse(status.HTTP_403_FORBIDDEN, "Cross-site request refused")(
+                scope, receive, send
+            )
+            return
+        session = CookieSession(self.read_token(scope))
         scope.setdefault("state", {})["session"] = session
 
         async def send_with_cookie(message: Message) -> None:
@@ -79,7 +113,7 @@ class SessionMiddleware:
                     return self.signer.unsign(signed)
         return None
 
-    def cookie(self, session: Session) -> str:
+    def cookie(self, session: CookieSession) -> str:
         if session.change is Change.SET and session.token is not None:
             value = self.signer.sign(session.token)
             return f"{self.cookie_name}={value}; Max-Age={self.max_age}{self.attributes}"

@@ -10,10 +10,6 @@ one atomic update: concurrent requests that change other keys keep their
 changes. So session keys must be valid MongoDB field names (no `.`, no
 leading `$`).
 
-`rate_limits` holds the failed-login counters: `{_id: key, hits, resets_at,
-expires}`, also removed by a TTL index once their window ends. They are
-written at once, outside the unit of work: a failed request's attempt counts.
-
 Writes go through the request's unit of work: inside its transaction where
 the server has transactions, and otherwise each with an inverse that puts
 the session back as it was loaded if the request fails.
@@ -24,13 +20,12 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI, Request
-from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, IndexModel
 
-from ..db import DbSession, Document, Mongo, UnitOfWork
+from ..db import DbSession, Mongo, UnitOfWork
 from .session import DELETED, Increment, LimitExceeded, SessionState
 
 
@@ -137,77 +132,19 @@ class SessionStore:
             self.db.on_rollback(partial(self.sessions.insert_one, previous))
 
 
-class UserSessions:
-    """Every session of one user, by the `user_id` index (`contract.UserSessions`)."""
-
-    def __init__(self, db: UnitOfWork) -> None:
-        self.db = db
-        self.sessions = db.database["sessions"]
-
-    async def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
-        cursor = self.sessions.find(
-            {"user_id": user_id, "expires_at": {"$gt": now}}, session=self.db.txn
-        ).sort("created_at")
-        documents = await cursor.to_list()
-        return [state for document in documents if (state := session_state(document))]
-
-    async def delete_for_user(self, user_id: int) -> None:
-        cursor = self.sessions.find({"user_id": user_id}, session=self.db.txn)
-        documents = await cursor.to_list()
-        if documents:
-            await self.sessions.delete_many({"user_id": user_id}, session=self.db.txn)
-            self.db.on_rollback(partial(self.sessions.insert_many, documents))
-
-
-class LoginCounters:
-    """Rate-limit counters in `rate_limits` (`auth.limits.Counters`)."""
-
-    def __init__(self, db: UnitOfWork) -> None:
-        self.limits = db.database["rate_limits"]
-
-    async def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
-        """Count one event under `key`; returns the count in its current window
-        (this one included) and when the window ends.
-
-        Outside the request's unit of work (no transaction, no inverse): a
-        failed login counts even if its request fails later. One atomic
-        `$inc`: of concurrent hits each sees its own count.
-        """
-        ended = {"_id": key, "resets_at": {"$lte": now}}
-        await self.limits.delete_one(ended)
-        counter = await self.limits.find_one_and_update(
-            {"_id": key},
-            {
-                "$inc": {"hits": 1},
-                "$setOnInsert": {"resets_at": now + window, "expires": _date(now + window)},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        # With upsert and ReturnDocument.AFTER there always is a document.
-        document = cast(dict[str, Any], counter)
-        return document["hits"], document["resets_at"]
-
-    async def give_back(self, key: str, now: float) -> None:
-        """Take back one event under `key` (if its window is still running)."""
-        await self.limits.update_one(
-            {"_id": key, "resets_at": {"$gt": now}, "hits": {"$gt": 0}}, {"$inc": {"hits": -1}}
-        )
-
-    async def clear(self, key: str) -> None:
-        await self.limits.delete_one({"_id": key})
-
-
-async def create_indexes(database: AsyncDatabase[Document]) -> None:
+async def create_indexes(mongo: Mongo) -> None:
     """Create the indexes of the session collections (a no-op when they exist)."""
+    database = mongo.database
     await database.sessions.create_indexes(
         [
             IndexModel([("handle", ASCENDING)], unique=True),
-            IndexModel([("user_id", ASCENDING)]),
             # MongoDB deletes a session about a minute after `expires`.
             IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
         ]
     )
+    # A user's sessions, listed and ended together (`auth_store.py`).
+    await database.sessions.create_index([("user_id", ASCENDING)])
+    # The rate-limit counters (`auth_store.py`): gone once their window ends.
     await database.rate_limits.create_index([("expires", ASCENDING)], expireAfterSeconds=0)
 
 
@@ -221,16 +158,6 @@ def request_store(request: Request, db: DbSession) -> SessionStore:
     return store
 
 
-def request_user_sessions(_request: Request, db: DbSession) -> UserSessions:
-    """The user-session index of this request, written through its unit of work."""
-    return UserSessions(db)
-
-
-def request_counters(_request: Request, db: DbSession) -> LoginCounters:
-    """This request's rate-limit counters (written at once, outside the unit of work)."""
-    return LoginCounters(db)
-
-
 async def store_ok(_request: Request, database_up: bool) -> bool:
     """Sessions live in the database: usable when it is, as `health.py` just
     found (no second round trip)."""
@@ -242,7 +169,7 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     """The session collections' indexes, made at start-up. Sessions expire
     by the TTL index on `expires`: nothing to purge."""
     mongo: Mongo = app.state.mongo
-    await create_indexes(mongo.database)
+    await create_indexes(mongo)
     yield
 
 

@@ -9,19 +9,14 @@ from ..config import Settings, get_settings
 from ..db import DbSession, before_commit
 from ..security import CONTENT_TOO_LARGE, mark_session_used
 from .contract import Store
-from .session import (
-    Change,
-    Session,
-    SessionState,
-    data_size,
-    hash_token,
-)
+from .middleware import Change, CookieSession
+from .session import Session, SessionState, data_size, hash_token
 from .store import request_store
 
 
-def request_session(request: Request) -> Session:
+def request_session(request: Request) -> CookieSession:
     """The request's (not yet loaded) session, made by `SessionMiddleware`."""
-    session: Session = request.state.session
+    session: CookieSession = request.state.session
     return session
 
 
@@ -75,7 +70,7 @@ def refresh_due(old: SessionState | None, settings: Settings, now: float) -> boo
 
 
 async def save_session(
-    session: Session,
+    session: CookieSession,
     store: Store,
     settings: Settings,
     now: float,

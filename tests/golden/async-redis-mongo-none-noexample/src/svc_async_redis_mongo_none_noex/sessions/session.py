@@ -5,7 +5,6 @@ import json
 import secrets
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from fastapi import HTTPException
@@ -79,14 +78,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Change(Enum):
-    """What the transport must tell the client once the session is saved."""
-
-    NONE = "none"
-    SET = "set"
-    CLEAR = "clear"
-
-
 class Session(MutableMapping[str, Any]):
     """The session of one request, loaded from the store when a route asks.
 
@@ -99,9 +90,7 @@ class Session(MutableMapping[str, Any]):
     for `increment()`, whose deltas all add up.
     """
 
-    def __init__(self, token: str | None = None) -> None:
-        # The (signature-checked) token the client presented, if any.
-        self.token = token
+    def __init__(self) -> None:
         # The stored session, as loaded; None for a new session.
         self.state: SessionState | None = None
         self.data: dict[str, Any] = {}
@@ -118,8 +107,6 @@ class Session(MutableMapping[str, Any]):
         self.deltas: dict[str, int] = {}
         self.limits: dict[str, int] = {}
         self.destroyed = False
-        # What the transport must send, decided when the session is saved.
-        self.change = Change.NONE
 
     def attach(self, state: SessionState | None) -> None:
         """Install what the store holds for this request's token."""

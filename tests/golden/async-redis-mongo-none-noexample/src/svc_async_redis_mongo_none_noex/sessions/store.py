@@ -5,8 +5,10 @@ Keys, under the `REDIS_PREFIX` namespace:
 
 The braces are Redis Cluster hash tags: on a cluster, the slot of a key is
 the hash of its tag alone. Every transaction and WATCH here involves one key
-only. The same code runs on one server, a Sentinel-managed master
-or a Cluster: `create_redis` picks the client from `REDIS_URL`.
+only.
+
+The same code runs on one server, a Sentinel-managed master or a Cluster:
+`create_redis` picks the client from `REDIS_URL`.
 
 Redis is not part of the database transaction, so every write is journaled
 with its inverse: `rollback()` puts the sessions back as they were loaded
@@ -60,7 +62,7 @@ def _dump(state: SessionState) -> str:
     return json.dumps(asdict(state), separators=(",", ":"))
 
 
-def _load(raw: str | bytes | None, now: float) -> SessionState | None:
+def load_state(raw: str | bytes | None, now: float) -> SessionState | None:
     if raw is None:
         return None
     state = SessionState(**json.loads(raw))
@@ -94,25 +96,25 @@ class SessionStore:
         self.stored: dict[str, str | bytes] = {}
         self.journal: list[Undo] = []
 
-    def _key(self, session_id: str) -> str:
+    def session_key(self, session_id: str) -> str:
         return f"{self.prefix}session:{hash_tag(session_id)}"
 
-    def _remember(self, state: SessionState | None) -> SessionState | None:
+    def remember(self, state: SessionState | None) -> SessionState | None:
         if state is not None:
             self.loaded[state.id] = replace(state, data=dict(state.data))
         return state
 
     async def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None: one round trip."""
-        raw = await self.redis.get(self._key(session_id))
+        raw = await self.redis.get(self.session_key(session_id))
         self.outage.reached()
-        state = self._remember(_load(raw, now))
+        state = self.remember(load_state(raw, now))
         if state is not None and raw is not None:
             self.stored[session_id] = raw
         return state
 
     def _queue_set(self, pipe: AnyPipeline, state: SessionState) -> None:
-        pipe.set(self._key(state.id), _dump(state), pxat=int(state.expires_at * 1000))
+        pipe.set(self.session_key(state.id), _dump(state), pxat=int(state.expires_at * 1000))
 
     async def _put(self, state: SessionState) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -123,7 +125,7 @@ class SessionStore:
         """Put back the session as it was loaded, or remove it if it was new."""
         previous = self.loaded.get(session_id)
         if previous is None:
-            await self.redis.delete(self._key(session_id))
+            await self.redis.delete(self.session_key(session_id))
         else:
             await self._put(previous)
 
@@ -156,7 +158,7 @@ class SessionStore:
         if previous is None or raw is None:
             return False
         state = replace(previous, **fields, data=apply_changes(previous.data, changes))
-        key, pxat = self._key(session_id), int(state.expires_at * 1000)
+        key, pxat = self.session_key(session_id), int(state.expires_at * 1000)
         swapped = await cast(Any, self.redis).eval(_SWAP, 1, key, raw, _dump(state), pxat)
         return bool(swapped)
 
@@ -169,28 +171,41 @@ class SessionStore:
     ) -> dict[str, Any]:
         """Merge `changes` onto the session as stored now, and remove (and
         return) its data keys starting with `take`, atomically."""
-        key = self._key(session_id)
         taken: dict[str, Any] = {}
 
-        async def merge(pipe: AnyPipeline) -> None:
+        def merge(state: SessionState | None) -> SessionState | None:
             taken.clear()
-            state = _load(await pipe.get(key), 0)
-            if state is not None:
-                # Before MULTI: a `LimitExceeded` here leaves nothing queued.
-                data = apply_changes(state.data, changes)
-                cast(Any, pipe).multi()  # untyped in redis.asyncio
-                if take is not None:
-                    taken.update((k, v) for k, v in data.items() if k.startswith(take))
-                    data = {k: v for k, v in data.items() if k not in taken}
-                self._queue_set(pipe, replace(state, **fields, data=data))
+            if state is None:
+                return None
+            data = apply_changes(state.data, changes)
+            if take is not None:
+                taken.update((k, v) for k, v in data.items() if k.startswith(take))
+                data = {k: v for k, v in data.items() if k not in taken}
+            return replace(state, **fields, data=data)
 
-        # WATCH the key, merge, MULTI/EXEC; run again if the key changed meanwhile.
-        # (redis.asyncio.cluster types `transaction`'s callable as a coroutine.)
-        await cast(Any, self.redis).transaction(merge, key)
+        await self._transaction(session_id, merge)
         return taken
 
+    async def _transaction(
+        self, session_id: str, change: Callable[[SessionState | None], SessionState | None]
+    ) -> None:
+        """WATCH the session's key and read the session (None if gone), then
+        MULTI/EXEC the SET of `change(session)` unless that is None; run again
+        if the key changed meanwhile. `change` runs before MULTI: a
+        `LimitExceeded` it raises leaves nothing queued."""
+        key = self.session_key(session_id)
+
+        async def transaction(pipe: AnyPipeline) -> None:
+            state = change(load_state(await pipe.get(key), 0))
+            if state is not None:
+                cast(Any, pipe).multi()  # untyped in redis.asyncio
+                self._queue_set(pipe, state)
+
+        # (redis.asyncio.cluster types `transaction`'s callable as a coroutine.)
+        await cast(Any, self.redis).transaction(transaction, key)
+
     async def delete(self, session_id: str) -> None:
-        await self.redis.delete(self._key(session_id))
+        await self.redis.delete(self.session_key(session_id))
         self.journal.append(lambda: self._restore(session_id))
 
     async def rollback(self) -> None:

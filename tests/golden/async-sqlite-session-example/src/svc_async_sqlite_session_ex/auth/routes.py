@@ -13,7 +13,7 @@ from ..responses import errors
 from ..sessions.deps import CurrentSession, UserSessionsDep
 from ..sessions.session import SECOND_FACTOR
 from . import account_routes
-from .accounts import change_password, normalize_email, revoke_credentials
+from .accounts import change_password, normalize_email, revoke_credentials, unverified_email
 from .deps import CurrentUser
 from .limits import LoginLimits
 from .mfa import accept_code, waiting_user
@@ -26,7 +26,7 @@ from .schemas import (
     PasswordChange,
     SessionOut,
 )
-from .totp import PENDING_LOGIN_LIFETIME, credential_tag
+from .totp import PENDING_LOGIN_LIFETIME
 from .users import end_reads, find_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
@@ -36,14 +36,6 @@ router.include_router(account_routes.router)
 def refused(detail: str) -> JSONResponse:
     """A 401 returned, not raised: the request's session is still saved."""
     return JSONResponse({"detail": detail}, status.HTTP_401_UNAUTHORIZED)
-
-
-def unverified() -> JSONResponse:
-    """The password was right, but REQUIRE_VERIFIED_EMAIL and the address is not verified."""
-    return JSONResponse(
-        {"detail": "Verify your email address first: follow the link mailed to you"},
-        status.HTTP_403_FORBIDDEN,
-    )
 
 
 @router.post("/login", response_model=LoginOut | MfaRequired)
@@ -73,10 +65,10 @@ async def login(
         return refused("Invalid email or password")
     await limits.succeeded(body.email)
     if settings.require_verified_email and not user.email_verified:
-        return unverified()
+        return unverified_email()
     if user.totp_secret is not None:
         until = time.time() + PENDING_LOGIN_LIFETIME
-        session.await_second_factor(user.id, until, credential_tag(user.password_hash))
+        session.await_second_factor(user.id, until, user.credential_epoch)
         return MfaRequired()
     session.login(user.id, user.credential_epoch)
     return LoginOut(id=user.id, email=user.email, csrf_token=session.csrf_token)

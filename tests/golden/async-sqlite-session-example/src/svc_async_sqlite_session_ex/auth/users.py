@@ -8,10 +8,9 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..db import read_row
+from ..db import DbSession, read_row
 from ..models import AccountToken, RecoveryCode, User
 
 _users = cast(Table, User.__table__)
@@ -21,7 +20,7 @@ _recovery_codes = cast(Table, RecoveryCode.__table__)
 _BY_ID = select(_users).where(_users.c.id == bindparam("id"))
 
 
-async def get_user(db: AsyncSession, user_id: int) -> User | None:
+async def get_user(db: DbSession, user_id: int) -> User | None:
     """The user, read with `read_row` (so on its own before the request's
     transaction begins), as a copy that `db` does not track: change it with
     `set_user_field`."""
@@ -29,12 +28,12 @@ async def get_user(db: AsyncSession, user_id: int) -> User | None:
     return User(**row) if row is not None else None
 
 
-async def find_user(db: AsyncSession, canonical: str) -> User | None:
+async def find_user(db: DbSession, canonical: str) -> User | None:
     """The user whose email has the canonical form `canonical`."""
     return await db.scalar(select(User).where(User.email_canonical == canonical))
 
 
-async def add_user(db: AsyncSession, email: str, canonical: str, password_hash: str) -> User | None:
+async def add_user(db: DbSession, email: str, canonical: str, password_hash: str) -> User | None:
     """The new user, or None when the email is taken (the unique index on the
     canonical form says so)."""
     user = User(email=email, email_canonical=canonical, password_hash=password_hash)
@@ -46,14 +45,14 @@ async def add_user(db: AsyncSession, email: str, canonical: str, password_hash: 
     return user
 
 
-async def set_user_field(db: AsyncSession, user: User, field: str, value: object) -> None:
+async def set_user_field(db: DbSession, user: User, field: str, value: object) -> None:
     """Change one field, written with the request's transaction by an UPDATE
     (`user` may be a copy from `get_user`)."""
     await db.execute(update(_users).where(_users.c.id == user.id).values({field: value}))
     set_committed_value(user, field, value)
 
 
-async def raise_credential_epoch(db: AsyncSession, user: User) -> int:
+async def raise_credential_epoch(db: DbSession, user: User) -> int:
     """Add 1 to the user's `credential_epoch` in the request's transaction,
     and return it (`user` gets it too). The UPDATE adds to the value as
     stored, under the row's lock until the commit: concurrent raises all
@@ -65,7 +64,7 @@ async def raise_credential_epoch(db: AsyncSession, user: User) -> int:
     return user.credential_epoch
 
 
-async def change_email(db: AsyncSession, user: User, email: str, canonical: str) -> bool:
+async def change_email(db: DbSession, user: User, email: str, canonical: str) -> bool:
     """Give the user a new, verified email; False (nothing changed) when
     another user has it."""
     values = {"email": email, "email_canonical": canonical, "email_verified": True}
@@ -80,7 +79,7 @@ async def change_email(db: AsyncSession, user: User, email: str, canonical: str)
 
 
 async def add_token(
-    db: AsyncSession,
+    db: DbSession,
     token_hash: str,
     user_id: int,
     purpose: str,
@@ -103,7 +102,7 @@ async def add_token(
 
 
 async def take_token(
-    db: AsyncSession,
+    db: DbSession,
     token_hash: str,
     purpose: str,
     now: float,
@@ -122,7 +121,7 @@ async def take_token(
     return AccountToken(**row)
 
 
-async def use_time_step(db: AsyncSession, user: User, step: int) -> bool:
+async def use_time_step(db: DbSession, user: User, step: int) -> bool:
     """Record `step` as the time step of the user's last code, if it is
     later than the last one; False if not (that code, or a later one, was
     used). One conditional UPDATE: of concurrent requests with one code,
@@ -136,7 +135,7 @@ async def use_time_step(db: AsyncSession, user: User, step: int) -> bool:
     return True
 
 
-async def use_recovery_code(db: AsyncSession, user: User, code_hash: str) -> bool:
+async def use_recovery_code(db: DbSession, user: User, code_hash: str) -> bool:
     """Delete the user's recovery code with this hash; False if there is none
     (unknown, or used: of concurrent requests with one code, one wins)."""
     result = await db.execute(
@@ -147,7 +146,7 @@ async def use_recovery_code(db: AsyncSession, user: User, code_hash: str) -> boo
     return cast(CursorResult[Any], result).rowcount == 1
 
 
-async def set_recovery_codes(db: AsyncSession, user: User, code_hashes: list[str]) -> None:
+async def set_recovery_codes(db: DbSession, user: User, code_hashes: list[str]) -> None:
     """Replace the user's recovery codes (none: `[]`)."""
     await db.execute(delete(_recovery_codes).where(_recovery_codes.c.user_id == user.id))
     if code_hashes:
@@ -157,7 +156,7 @@ async def set_recovery_codes(db: AsyncSession, user: User, code_hashes: list[str
         )
 
 
-async def end_reads(db: AsyncSession) -> None:
+async def end_reads(db: DbSession) -> None:
     """End the request's transaction where it has only read so far (the user):
     its pooled connection goes back before a password is hashed (~0.2 s),
     instead of idling through it. Later writes begin a new transaction."""

@@ -9,7 +9,6 @@ from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import CursorResult, Table, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import DbSession, after_commit
 from ..models import OutboxMail
@@ -34,7 +33,7 @@ class Outbox:
     """The request's outbox: what it queues is sent once the request's
     transaction commits, and never if it fails."""
 
-    def __init__(self, db: AsyncSession, wake: Any) -> None:
+    def __init__(self, db: DbSession, wake: Any) -> None:
         self.db = db
         self.wake = wake
 
@@ -46,21 +45,14 @@ class Outbox:
         after_commit(self.db, self.wake)
 
 
-async def get_outbox(request: Request, db: DbSession) -> Outbox:
-    return Outbox(db, request.app.state.mail_sender.wake)
-
-
-OutboxDep = Annotated[Outbox, Depends(get_outbox)]
-
-
 @contextlib.asynccontextmanager
-async def transaction(app: FastAPI) -> AsyncIterator[AsyncSession]:
+async def transaction(app: FastAPI) -> AsyncIterator[DbSession]:
     """One transaction of the sender's, committed when the block ends."""
     async with app.state.sessionmaker.begin() as db:
         yield db
 
 
-async def claim(db: AsyncSession, now: float, lease: float) -> Pending | None:
+async def claim(db: DbSession, now: float, lease: float) -> Pending | None:
     """Take a due mail for `lease` seconds: no other sender takes it meanwhile."""
     due = await db.execute(
         select(_outbox)
@@ -85,9 +77,16 @@ async def claim(db: AsyncSession, now: float, lease: float) -> Pending | None:
     return None
 
 
-async def sent(db: AsyncSession, mail_id: int) -> None:
+async def sent(db: DbSession, mail_id: int) -> None:
     await db.execute(delete(_outbox).where(_outbox.c.id == mail_id))
 
 
-async def retry_at(db: AsyncSession, mail_id: int, when: float) -> None:
+async def retry_at(db: DbSession, mail_id: int, when: float) -> None:
     await db.execute(update(_outbox).where(_outbox.c.id == mail_id).values(not_before=when))
+
+
+async def get_outbox(request: Request, db: DbSession) -> Outbox:
+    return Outbox(db, request.app.state.mail_sender.wake)
+
+
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]

@@ -8,15 +8,11 @@ from fastapi import Depends, HTTPException, Request
 from ..config import Settings, get_settings
 from ..db import DbSession, before_commit
 from ..security import CONTENT_TOO_LARGE, mark_session_used
+from .auth_store import request_counters, request_user_sessions
 from .contract import Counters, Store, UserSessions
-from .session import (
-    Change,
-    Session,
-    SessionState,
-    data_size,
-    hash_token,
-)
-from .store import request_counters, request_store, request_user_sessions
+from .middleware import Change, CookieSession
+from .session import Session, SessionState, data_size, hash_token
+from .store import request_store
 
 
 # The store makes no call when created: `async`, so FastAPI runs this in the
@@ -45,9 +41,9 @@ UserSessionsDep = Annotated[UserSessions, Depends(get_user_sessions, scope="func
 CountersDep = Annotated[Counters, Depends(get_counters, scope="function")]
 
 
-def request_session(request: Request) -> Session:
+def request_session(request: Request) -> CookieSession:
     """The request's (not yet loaded) session, made by `SessionMiddleware`."""
-    session: Session = request.state.session
+    session: CookieSession = request.state.session
     return session
 
 
@@ -98,7 +94,7 @@ def refresh_due(old: SessionState | None, settings: Settings, now: float) -> boo
 
 
 async def save_session(
-    session: Session,
+    session: CookieSession,
     store: Store,
     settings: Settings,
     now: float,

@@ -5,7 +5,6 @@ import json
 import secrets
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from fastapi import HTTPException
@@ -89,14 +88,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Change(Enum):
-    """What the transport must tell the client once the session is saved."""
-
-    NONE = "none"
-    SET = "set"
-    CLEAR = "clear"
-
-
 class Session(MutableMapping[str, Any]):
     """The session of one request, loaded from the store when a route asks.
 
@@ -109,9 +100,7 @@ class Session(MutableMapping[str, Any]):
     for `increment()`, whose deltas all add up.
     """
 
-    def __init__(self, token: str | None = None) -> None:
-        # The (signature-checked) token the client presented, if any.
-        self.token = token
+    def __init__(self) -> None:
         # The stored session, as loaded; None for a new session.
         self.state: SessionState | None = None
         self.data: dict[str, Any] = {}
@@ -132,8 +121,6 @@ class Session(MutableMapping[str, Any]):
         self.deltas: dict[str, int] = {}
         self.limits: dict[str, int] = {}
         self.destroyed = False
-        # What the transport must send, decided when the session is saved.
-        self.change = Change.NONE
 
     def attach(self, state: SessionState | None) -> None:
         """Install what the store holds for this request's token."""
@@ -169,27 +156,33 @@ class Session(MutableMapping[str, Any]):
         self.csrf_token = secrets.token_urlsafe(32)
         self.cycle_id()
 
-    def await_second_factor(self, user_id: int, until: float, credential: str) -> None:
+    def await_second_factor(self, user_id: int, until: float, credential_epoch: int) -> None:
         """Hold a login whose password was right until its second factor's
         code comes (`waiting_login`), up to the Unix time `until`: under a
         fresh id, and logged in as nobody, so it grants nothing meanwhile.
-        `credential` names the password it was checked against."""
+        `credential_epoch` is the user's as read with the password checked: a
+        change of credentials since (a new password, a log-out everywhere)
+        voids the waiting login."""
         if self.user_id is not None and self.user_id != user_id:
             self.data = {}
         self.user_id = None
-        self[SECOND_FACTOR] = {"user_id": user_id, "until": until, "credential": credential}
+        self[SECOND_FACTOR] = {
+            "user_id": user_id,
+            "until": until,
+            "credential_epoch": credential_epoch,
+        }
         self.cycle_id()
 
-    def waiting_login(self, now: float) -> tuple[int, str] | None:
+    def waiting_login(self, now: float) -> tuple[int, int] | None:
         """The user whose login waits for its code in this session, and the
-        `credential` it was given, if any and still in time."""
+        credential epoch it was given, if any and still in time."""
         waiting = self.data.get(SECOND_FACTOR)
         if not isinstance(waiting, dict) or not waiting.get("until", 0) > now:
             return None
-        user_id, credential = waiting.get("user_id"), waiting.get("credential")
-        if not isinstance(user_id, int) or not isinstance(credential, str):
+        user_id, epoch = waiting.get("user_id"), waiting.get("credential_epoch")
+        if not isinstance(user_id, int) or not isinstance(epoch, int):
             return None
-        return user_id, credential
+        return user_id, epoch
 
     def cycle_id(self) -> None:
         """Move the session to a new id; the old id dies when it is saved."""

@@ -1,6 +1,5 @@
 """Sessions in a SQL table, written inside the request's own transaction:
 the session change and the data change commit, or roll back, together.
-Rate-limit counts are the exception: each commits at once, on its own.
 A read before that transaction begins runs on its own (`db.read_row`).
 """
 
@@ -18,14 +17,12 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
-    case,
     delete,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.sqlite import insert as upsert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..config import Settings
 from ..db import DbSession, read_row
@@ -59,7 +56,7 @@ _BY_ID = _live_session(_table.c.id)
 
 
 class SessionStore:
-    def __init__(self, db: AsyncSession) -> None:
+    def __init__(self, db: DbSession) -> None:
         self.db = db
         self._user: User | None = None
 
@@ -71,16 +68,16 @@ class SessionStore:
             self._user = User(**{name: row[label] for label, name in _USER_LABELS.items()})
         return SessionState(**{name: row[name] for name in _SESSION_FIELDS})
 
-    async def get(self, session_id: str, now: float) -> SessionState | None:
-        """The live session with this id, or None (unknown or expired)."""
-        return await self._fetch(_BY_ID, session_id, now)
-
     def loaded_user(self, user_id: int) -> User | None:
         """User `user_id` as read along with the session (`get`), or None when
         no such user was there. Like `auth.users.get_user`'s, it is a copy
         that the request's database session does not track."""
         user = self._user
         return user if user is not None and user.id == user_id else None
+
+    async def get(self, session_id: str, now: float) -> SessionState | None:
+        """The live session with this id, or None (unknown or expired)."""
+        return await self._fetch(_BY_ID, session_id, now)
 
     async def add(self, state: SessionState) -> None:
         await self.db.execute(insert(_table).values(asdict(state)))
@@ -92,10 +89,10 @@ class SessionStore:
         changes: dict[str, Any],
     ) -> None:
         """Set `fields` (columns), and merge `changes` (see `Session.changes`)
-        onto the data as stored now, read under the database write lock
-        (BEGIN IMMEDIATE) until the commit: a concurrent request's changes to
-        other keys are kept. A session
-        deleted meanwhile (logged out) stays deleted."""
+        onto the data as stored now, read under a lock held until the commit:
+        a concurrent request's changes to other keys are kept, and a session
+        deleted meanwhile (logged out) stays deleted. The lock is
+        the database's write lock (each transaction begins IMMEDIATE)."""
         values = dict(fields)
         if changes:
             result = await self.db.execute(
@@ -109,8 +106,9 @@ class SessionStore:
 
     async def take(self, session_id: str, prefix: str) -> dict[str, Any]:
         """Remove the data keys starting with `prefix` from the session as
-        stored now, and return them. The write lock holds until the commit, so
-        of concurrent takes one gets the keys and the others find them gone."""
+        stored now, and return them. The lock of that read (see `update`) holds
+        until the commit, so of concurrent takes one gets the keys and the
+        others find them gone."""
         result = await self.db.execute(
             select(_table.c.data).where(_table.c.id == session_id).with_for_update()
         )
@@ -133,75 +131,6 @@ class SessionStore:
         return cast(CursorResult[Any], result).rowcount
 
 
-class UserSessions:
-    """Every session of one user, in the session table (`contract.UserSessions`)."""
-
-    def __init__(self, db: AsyncSession) -> None:
-        self.db = db
-
-    async def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
-        result = await self.db.execute(
-            select(_table)
-            .where(_table.c.user_id == user_id, _table.c.expires_at > now)
-            .order_by(_table.c.created_at)
-        )
-        return [SessionState(**row) for row in result.mappings()]
-
-    async def delete_for_user(self, user_id: int) -> None:
-        await self.db.execute(delete(_table).where(_table.c.user_id == user_id))
-
-
-class LoginCounters:
-    """Rate-limit counters in the `rate_limits` table (`auth.limits.Counters`).
-    Each count commits at once, on its own."""
-
-    def __init__(self, db: AsyncSession) -> None:
-        self.db = db
-
-    async def _commit(self) -> None:
-        """End the request's transaction here, so that a rate-limit count is a
-        transaction of its own that no later failure rolls back. Called where
-        the request has only read (a login counts before anything else)."""
-        if self.db.in_transaction():
-            await self.db.commit()
-
-    async def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
-        """Count one event under `key`, committed at once; returns the count in
-        its current window (this one included) and when the window ends.
-
-        One atomic upsert: of concurrent hits each sees its own count.
-        """
-        await self._commit()
-        expired = _limits.c.resets_at <= now
-        statement = upsert(_limits).values(name=key, hits=1, resets_at=now + window)
-        statement = statement.on_conflict_do_update(
-            index_elements=[_limits.c.name],
-            set_={
-                "hits": case((expired, 1), else_=_limits.c.hits + 1),
-                "resets_at": case((expired, now + window), else_=_limits.c.resets_at),
-            },
-        )
-        result = await self.db.execute(statement.returning(_limits.c.hits, _limits.c.resets_at))
-        hits, resets_at = result.one()
-        await self.db.commit()
-        return hits, resets_at
-
-    async def give_back(self, key: str, now: float) -> None:
-        """Take back one event under `key` (if its window is still running)."""
-        await self._commit()
-        await self.db.execute(
-            update(_limits)
-            .where(_limits.c.name == key, _limits.c.resets_at > now, _limits.c.hits > 0)
-            .values(hits=_limits.c.hits - 1)
-        )
-        await self.db.commit()
-
-    async def clear(self, key: str) -> None:
-        await self._commit()
-        await self.db.execute(delete(_limits).where(_limits.c.name == key))
-        await self.db.commit()
-
-
 def request_store(request: Request, db: DbSession) -> SessionStore:
     """The request's one session store, made on first use: the session table,
     written through the request's transaction."""
@@ -210,17 +139,6 @@ def request_store(request: Request, db: DbSession) -> SessionStore:
         store = SessionStore(db)
         request.state.session_store = store
     return store
-
-
-def request_user_sessions(_request: Request, db: DbSession) -> UserSessions:
-    """The user-session index of this request: the same table, the same
-    transaction."""
-    return UserSessions(db)
-
-
-def request_counters(_request: Request, db: DbSession) -> LoginCounters:
-    """This request's rate-limit counters."""
-    return LoginCounters(db)
 
 
 async def store_ok(_request: Request, database_up: bool) -> bool:

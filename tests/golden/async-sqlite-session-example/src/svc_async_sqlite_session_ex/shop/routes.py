@@ -81,21 +81,6 @@ async def add_to_cart(
     return read_cart(session)
 
 
-@router.get("/cart")
-async def get_cart(session: CurrentSession) -> Cart:
-    return read_cart(session)
-
-
-@router.delete("/cart/items/{product_id}")
-async def remove_from_cart(product_id: IdPath, session: CurrentSession) -> Cart:
-    """The cart without the product's line (the same cart if it has none):
-    how a shopper drops a product that sold out, which would fail every order.
-    Deleted from the cart as stored when the session is saved, so an add of
-    the product running at the same time is either removed too or kept whole."""
-    session.discard(f"{CART_KEY}{product_id}")
-    return read_cart(session)
-
-
 @router.post("/orders", status_code=status.HTTP_201_CREATED)
 async def place_order(
     db: DbSession,
@@ -129,3 +114,18 @@ async def get_order(
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Order not found")
     return order
+
+
+@router.get("/cart")
+async def get_cart(session: CurrentSession) -> Cart:
+    return read_cart(session)
+
+
+@router.delete("/cart/items/{product_id}")
+async def remove_from_cart(product_id: IdPath, session: CurrentSession) -> Cart:
+    """The cart without the product's line (the same cart if it has none):
+    how a shopper drops a product that sold out, which would fail every order.
+    Deleted from the cart as stored when the session is saved, so an add of
+    the product running at the same time is either removed too or kept whole."""
+    session.discard(f"{CART_KEY}{product_id}")
+    return read_cart(session)

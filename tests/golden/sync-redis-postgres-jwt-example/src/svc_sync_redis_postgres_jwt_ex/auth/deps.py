@@ -16,15 +16,18 @@ UNAUTHORIZED = HTTPException(
 
 
 def end_stale(session: Session) -> NoReturn:
-    """401 for a login session older than its user's last change of
-    credentials (`auth.accounts.revoke_credentials`): saved after it by a
-    login that checked the old credentials, or by a request in flight. The
-    session, and with it its refresh token, is deleted on the way out."""
+    """401 for a session older than its user's last change of credentials
+    (`auth.accounts.revoke_credentials`): saved after it by a login that
+    checked the old credentials, or by a request in flight. The session is
+    deleted on the way out, and with it its refresh token."""
     session.destroy()
     raise Refused(UNAUTHORIZED.status_code, UNAUTHORIZED.detail, UNAUTHORIZED.headers)
 
 
-def get_current_user(session: CurrentSession, db: DbSession) -> User:
+def get_current_user(
+    session: CurrentSession,
+    db: DbSession,
+) -> User:
     """The user of a live login session; 401 (with `WWW-Authenticate`) otherwise."""
     if session.user_id is None:
         raise UNAUTHORIZED

@@ -1,6 +1,6 @@
 """Login and registration limits, per client address and per account.
 
-The counts live beside the sessions (`sessions/store.py`, `LoginCounters`),
+The counts live beside the sessions (`sessions/auth_store.py`, `LoginCounters`),
 so every worker process shares them.
 Windows are fixed (`LOGIN_ATTEMPTS_WINDOW` seconds from the first attempt;
 `REGISTRATION_WINDOW` for registrations): once a limit is used up, the

@@ -14,7 +14,7 @@ from ..responses import errors
 from ..sessions.deps import CurrentSession, SessionStoreDep, UserSessionsDep
 from ..sessions.session import SECOND_FACTOR, Session, hash_token
 from . import account_routes
-from .accounts import change_password, normalize_email
+from .accounts import change_password, normalize_email, unverified_email
 from .deps import CurrentUser
 from .limits import LoginLimits
 from .mfa import accept_code, waiting_user
@@ -32,7 +32,7 @@ from .tokens import (
     create_refresh_token,
     read_refresh_token,
 )
-from .totp import PENDING_LOGIN_LIFETIME, credential_tag
+from .totp import PENDING_LOGIN_LIFETIME
 from .users import end_reads, find_user, get_user
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=errors(401, 403, 409, 429))
@@ -94,13 +94,10 @@ def token(
         return refused("Invalid email or password")
     limits.succeeded(form.username)
     if settings.require_verified_email and not user.email_verified:
-        return JSONResponse(
-            {"detail": "Verify your email address first: follow the link mailed to you"},
-            status.HTTP_403_FORBIDDEN,
-        )
+        return unverified_email()
     if user.totp_secret is not None:
         until = time.time() + PENDING_LOGIN_LIFETIME
-        session.await_second_factor(user.id, until, credential_tag(user.password_hash))
+        session.await_second_factor(user.id, until, user.credential_epoch)
         mfa_token, _ = session.pending_id()
         return MfaChallenge(mfa_token=mfa_token)
     session.login(user.id, user.credential_epoch)

@@ -6,11 +6,11 @@ the users are found, and are unique, by that.
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, insert, or_, orm, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..db import read_row
+from ..db import DbSession, read_row
 from ..models import AccountToken, RecoveryCode, User
 
 _users = cast(Table, User.__table__)
@@ -20,7 +20,7 @@ _recovery_codes = cast(Table, RecoveryCode.__table__)
 _BY_ID = select(_users).where(_users.c.id == bindparam("id"))
 
 
-def get_user(db: orm.Session, user_id: int) -> User | None:
+def get_user(db: DbSession, user_id: int) -> User | None:
     """The user, read with `read_row` (so on its own before the request's
     transaction begins), as a copy that `db` does not track: change it with
     `set_user_field`."""
@@ -28,12 +28,12 @@ def get_user(db: orm.Session, user_id: int) -> User | None:
     return User(**row) if row is not None else None
 
 
-def find_user(db: orm.Session, canonical: str) -> User | None:
+def find_user(db: DbSession, canonical: str) -> User | None:
     """The user whose email has the canonical form `canonical`."""
     return db.scalar(select(User).where(User.email_canonical == canonical))
 
 
-def add_user(db: orm.Session, email: str, canonical: str, password_hash: str) -> User | None:
+def add_user(db: DbSession, email: str, canonical: str, password_hash: str) -> User | None:
     """The new user, or None when the email is taken (the unique index on the
     canonical form says so)."""
     user = User(email=email, email_canonical=canonical, password_hash=password_hash)
@@ -45,14 +45,14 @@ def add_user(db: orm.Session, email: str, canonical: str, password_hash: str) ->
     return user
 
 
-def set_user_field(db: orm.Session, user: User, field: str, value: object) -> None:
+def set_user_field(db: DbSession, user: User, field: str, value: object) -> None:
     """Change one field, written with the request's transaction by an UPDATE
     (`user` may be a copy from `get_user`)."""
     db.execute(update(_users).where(_users.c.id == user.id).values({field: value}))
     set_committed_value(user, field, value)
 
 
-def raise_credential_epoch(db: orm.Session, user: User) -> int:
+def raise_credential_epoch(db: DbSession, user: User) -> int:
     """Add 1 to the user's `credential_epoch` in the request's transaction,
     and return it (`user` gets it too). The UPDATE adds to the value as
     stored, under the row's lock until the commit: concurrent raises all
@@ -64,7 +64,7 @@ def raise_credential_epoch(db: orm.Session, user: User) -> int:
     return user.credential_epoch
 
 
-def change_email(db: orm.Session, user: User, email: str, canonical: str) -> bool:
+def change_email(db: DbSession, user: User, email: str, canonical: str) -> bool:
     """Give the user a new, verified email; False (nothing changed) when
     another user has it."""
     values = {"email": email, "email_canonical": canonical, "email_verified": True}
@@ -79,7 +79,7 @@ def change_email(db: orm.Session, user: User, email: str, canonical: str) -> boo
 
 
 def add_token(
-    db: orm.Session,
+    db: DbSession,
     token_hash: str,
     user_id: int,
     purpose: str,
@@ -102,7 +102,7 @@ def add_token(
 
 
 def take_token(
-    db: orm.Session,
+    db: DbSession,
     token_hash: str,
     purpose: str,
     now: float,
@@ -121,7 +121,7 @@ def take_token(
     return AccountToken(**row)
 
 
-def use_time_step(db: orm.Session, user: User, step: int) -> bool:
+def use_time_step(db: DbSession, user: User, step: int) -> bool:
     """Record `step` as the time step of the user's last code, if it is
     later than the last one; False if not (that code, or a later one, was
     used). One conditional UPDATE: of concurrent requests with one code,
@@ -135,7 +135,7 @@ def use_time_step(db: orm.Session, user: User, step: int) -> bool:
     return True
 
 
-def use_recovery_code(db: orm.Session, user: User, code_hash: str) -> bool:
+def use_recovery_code(db: DbSession, user: User, code_hash: str) -> bool:
     """Delete the user's recovery code with this hash; False if there is none
     (unknown, or used: of concurrent requests with one code, one wins)."""
     result = db.execute(
@@ -146,7 +146,7 @@ def use_recovery_code(db: orm.Session, user: User, code_hash: str) -> bool:
     return cast(CursorResult[Any], result).rowcount == 1
 
 
-def set_recovery_codes(db: orm.Session, user: User, code_hashes: list[str]) -> None:
+def set_recovery_codes(db: DbSession, user: User, code_hashes: list[str]) -> None:
     """Replace the user's recovery codes (none: `[]`)."""
     db.execute(delete(_recovery_codes).where(_recovery_codes.c.user_id == user.id))
     if code_hashes:
@@ -156,7 +156,7 @@ def set_recovery_codes(db: orm.Session, user: User, code_hashes: list[str]) -> N
         )
 
 
-def end_reads(db: orm.Session) -> None:
+def end_reads(db: DbSession) -> None:
     """End the request's transaction where it has only read so far (the user):
     its pooled connection goes back before a password is hashed (~0.2 s),
     instead of idling through it. Later writes begin a new transaction."""

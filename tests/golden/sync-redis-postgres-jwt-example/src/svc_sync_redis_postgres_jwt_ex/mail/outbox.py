@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import CursorResult, Table, delete, orm, select, update
+from sqlalchemy import CursorResult, Table, delete, select, update
 
 from ..db import DbSession, after_commit
 from ..models import OutboxMail
@@ -33,7 +33,7 @@ class Outbox:
     """The request's outbox: what it queues is sent once the request's
     transaction commits, and never if it fails."""
 
-    def __init__(self, db: orm.Session, wake: Any) -> None:
+    def __init__(self, db: DbSession, wake: Any) -> None:
         self.db = db
         self.wake = wake
 
@@ -45,22 +45,14 @@ class Outbox:
         after_commit(self.db, self.wake)
 
 
-# No I/O: `async`, so FastAPI runs it in the event loop, not in a worker thread.
-async def get_outbox(request: Request, db: DbSession) -> Outbox:
-    return Outbox(db, request.app.state.mail_sender.wake)
-
-
-OutboxDep = Annotated[Outbox, Depends(get_outbox)]
-
-
 @contextlib.contextmanager
-def transaction(app: FastAPI) -> Iterator[orm.Session]:
+def transaction(app: FastAPI) -> Iterator[DbSession]:
     """One transaction of the sender's, committed when the block ends."""
     with app.state.sessionmaker.begin() as db:
         yield db
 
 
-def claim(db: orm.Session, now: float, lease: float) -> Pending | None:
+def claim(db: DbSession, now: float, lease: float) -> Pending | None:
     """Take a due mail for `lease` seconds: no other sender takes it meanwhile."""
     due = db.execute(
         select(_outbox)
@@ -85,9 +77,17 @@ def claim(db: orm.Session, now: float, lease: float) -> Pending | None:
     return None
 
 
-def sent(db: orm.Session, mail_id: int) -> None:
+def sent(db: DbSession, mail_id: int) -> None:
     db.execute(delete(_outbox).where(_outbox.c.id == mail_id))
 
 
-def retry_at(db: orm.Session, mail_id: int, when: float) -> None:
+def retry_at(db: DbSession, mail_id: int, when: float) -> None:
     db.execute(update(_outbox).where(_outbox.c.id == mail_id).values(not_before=when))
+
+
+# No I/O: `async`, so FastAPI runs it in the event loop, not in a worker thread.
+async def get_outbox(request: Request, db: DbSession) -> Outbox:
+    return Outbox(db, request.app.state.mail_sender.wake)
+
+
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]

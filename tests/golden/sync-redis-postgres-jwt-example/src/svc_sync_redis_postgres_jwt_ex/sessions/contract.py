@@ -18,9 +18,6 @@ class Store(Protocol):
     def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None (unknown or expired)."""
 
-    def get_by_handle(self, handle: str, now: float) -> SessionState | None:
-        """The live session with this public handle (the `sid` claim), or None."""
-
     def add(self, state: SessionState) -> None:
         """Store a new session."""
 
@@ -40,6 +37,9 @@ class Store(Protocol):
 
     def delete(self, session_id: str) -> None:
         """Remove the session (logout)."""
+
+    def get_by_handle(self, handle: str, now: float) -> SessionState | None:
+        """The live session with this public handle (the `sid` claim), or None."""
 
     def replace_refresh_hash(self, session_id: str, old: str, new: str) -> bool:
         """Compare-and-set the refresh token's hash: False when it is no longer `old`."""

@@ -10,14 +10,10 @@ from ..auth.tokens import decode_access_token
 from ..config import Settings, get_settings
 from ..db import DbSession, before_commit
 from ..security import CONTENT_TOO_LARGE, mark_session_used
+from .auth_store import request_counters, request_user_sessions
 from .contract import Counters, Store, UserSessions
-from .session import (
-    Session,
-    SessionState,
-    data_size,
-    hash_token,
-)
-from .store import request_counters, request_store, request_user_sessions
+from .session import Session, SessionState, data_size, hash_token
+from .store import request_store
 
 
 # The store makes no call when created: `async`, so FastAPI runs this in the

@@ -5,14 +5,15 @@ Keys, under the `REDIS_PREFIX` namespace:
   handle:{<handle>}   the id of the session with that public handle (the `sid`
                       claim), kept until the session's absolute timeout
   user:{<user id>}    the set of a user's session ids (pruned when listed)
-  limit:<key>         a rate-limit counter (failed logins), expiring with its window
 
 The braces are Redis Cluster hash tags: on a cluster, the slot of a key is
 the hash of its tag alone. Every transaction and WATCH here involves one key
-only; what spans keys of different slots (a session and its user's index,
-the sessions of one user) goes in plain pipelines, which a cluster client
-splits by node. The same code runs on one server, a Sentinel-managed master
-or a Cluster: `create_redis` picks the client from `REDIS_URL`.
+only. What spans keys of different slots (a session and
+its user's index, the sessions of one user) goes in plain pipelines, which a
+cluster client splits by node.
+
+The same code runs on one server, a Sentinel-managed master or a Cluster:
+`create_redis` picks the client from `REDIS_URL`.
 
 Redis is not part of the database transaction, so every write is journaled
 with its inverse: `rollback()` puts the sessions back as they were loaded
@@ -54,21 +55,6 @@ end
 return 0
 """
 
-# DECR unless the counter is gone (its window ended): a DECR alone would
-# bring the key back, without a TTL.
-# The counter starts at 0 with the window as its TTL; INCR keeps the TTL.
-_HIT = """
-redis.call("SET", KEYS[1], 0, "EX", ARGV[1], "NX")
-return {redis.call("INCR", KEYS[1]), redis.call("PTTL", KEYS[1])}
-"""
-_UNDO = """
-local hits = tonumber(redis.call("GET", KEYS[1]))
-if hits and hits > 0 then
-    return redis.call("DECR", KEYS[1])
-end
-return 0
-"""
-
 Undo = Callable[[], object]
 
 
@@ -81,11 +67,11 @@ def _dump(state: SessionState) -> str:
     return json.dumps(asdict(state), separators=(",", ":"))
 
 
-def _text(value: str | bytes) -> str:
+def as_text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
-def _load(raw: str | bytes | None, now: float) -> SessionState | None:
+def load_state(raw: str | bytes | None, now: float) -> SessionState | None:
     if raw is None:
         return None
     state = SessionState(**json.loads(raw))
@@ -119,36 +105,28 @@ class SessionStore:
         self.stored: dict[str, str | bytes] = {}
         self.journal: list[Undo] = []
 
-    def _key(self, session_id: str) -> str:
+    def session_key(self, session_id: str) -> str:
         return f"{self.prefix}session:{hash_tag(session_id)}"
 
-    def _user_key(self, user_id: int) -> str:
+    def user_key(self, user_id: int) -> str:
         return f"{self.prefix}user:{hash_tag(user_id)}"
 
-    def _handle_key(self, handle: str) -> str:
-        return f"{self.prefix}handle:{hash_tag(handle)}"
-
-    def _remember(self, state: SessionState | None) -> SessionState | None:
+    def remember(self, state: SessionState | None) -> SessionState | None:
         if state is not None:
             self.loaded[state.id] = replace(state, data=dict(state.data))
         return state
 
     def get(self, session_id: str, now: float) -> SessionState | None:
         """The live session with this id, or None: one round trip."""
-        raw = self.redis.get(self._key(session_id))
+        raw = self.redis.get(self.session_key(session_id))
         self.outage.reached()
-        state = self._remember(_load(raw, now))
+        state = self.remember(load_state(raw, now))
         if state is not None and raw is not None:
             self.stored[session_id] = raw
         return state
 
-    def get_by_handle(self, handle: str, now: float) -> SessionState | None:
-        """The live session with this public handle (the `sid` claim), or None."""
-        session_id = self.redis.get(self._handle_key(handle))
-        return self.get(_text(session_id), now) if session_id else None
-
     def _queue_set(self, pipe: AnyPipeline, state: SessionState) -> None:
-        pipe.set(self._key(state.id), _dump(state), pxat=int(state.expires_at * 1000))
+        pipe.set(self.session_key(state.id), _dump(state), pxat=int(state.expires_at * 1000))
 
     def _put(self, state: SessionState) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -158,15 +136,15 @@ class SessionStore:
         absolute_end_ms = int((state.created_at + self.absolute_timeout) * 1000)
         pipe.set(self._handle_key(state.handle), state.id, pxat=absolute_end_ms)
         if state.user_id is not None:
-            pipe.sadd(self._user_key(state.user_id), state.id)
-            pipe.expire(self._user_key(state.user_id), self.absolute_timeout)
+            pipe.sadd(self.user_key(state.user_id), state.id)
+            pipe.expire(self.user_key(state.user_id), self.absolute_timeout)
         pipe.execute()
 
     def _restore(self, session_id: str) -> None:
         """Put back the session as it was loaded, or remove it if it was new."""
         previous = self.loaded.get(session_id)
         if previous is None:
-            self.redis.delete(self._key(session_id))
+            self.redis.delete(self.session_key(session_id))
         else:
             self._put(previous)
 
@@ -199,7 +177,7 @@ class SessionStore:
         if previous is None or raw is None:
             return False
         state = replace(previous, **fields, data=apply_changes(previous.data, changes))
-        key, pxat = self._key(session_id), int(state.expires_at * 1000)
+        key, pxat = self.session_key(session_id), int(state.expires_at * 1000)
         swapped = cast(Any, self.redis).eval(_SWAP, 1, key, raw, _dump(state), pxat)
         return bool(swapped)
 
@@ -212,24 +190,37 @@ class SessionStore:
     ) -> dict[str, Any]:
         """Merge `changes` onto the session as stored now, and remove (and
         return) its data keys starting with `take`, atomically."""
-        key = self._key(session_id)
         taken: dict[str, Any] = {}
 
-        def merge(pipe: AnyPipeline) -> None:
+        def merge(state: SessionState | None) -> SessionState | None:
             taken.clear()
-            state = _load(pipe.get(key), 0)
-            if state is not None:
-                # Before MULTI: a `LimitExceeded` here leaves nothing queued.
-                data = apply_changes(state.data, changes)
-                pipe.multi()
-                if take is not None:
-                    taken.update((k, v) for k, v in data.items() if k.startswith(take))
-                    data = {k: v for k, v in data.items() if k not in taken}
-                self._queue_set(pipe, replace(state, **fields, data=data))
+            if state is None:
+                return None
+            data = apply_changes(state.data, changes)
+            if take is not None:
+                taken.update((k, v) for k, v in data.items() if k.startswith(take))
+                data = {k: v for k, v in data.items() if k not in taken}
+            return replace(state, **fields, data=data)
 
-        # WATCH the key, merge, MULTI/EXEC; run again if the key changed meanwhile.
-        self.redis.transaction(merge, key)
+        self._transaction(session_id, merge)
         return taken
+
+    def _transaction(
+        self, session_id: str, change: Callable[[SessionState | None], SessionState | None]
+    ) -> None:
+        """WATCH the session's key and read the session (None if gone), then
+        MULTI/EXEC the SET of `change(session)` unless that is None; run again
+        if the key changed meanwhile. `change` runs before MULTI: a
+        `LimitExceeded` it raises leaves nothing queued."""
+        key = self.session_key(session_id)
+
+        def transaction(pipe: AnyPipeline) -> None:
+            state = change(load_state(pipe.get(key), 0))
+            if state is not None:
+                pipe.multi()
+                self._queue_set(pipe, state)
+
+        self.redis.transaction(transaction, key)
 
     def take(self, session_id: str, prefix: str) -> dict[str, Any]:
         """Remove the data keys starting with `prefix` from the session as
@@ -246,30 +237,30 @@ class SessionStore:
         return taken
 
     def delete(self, session_id: str) -> None:
-        self.redis.delete(self._key(session_id))
+        self.redis.delete(self.session_key(session_id))
         self.journal.append(lambda: self._restore(session_id))
 
-    def replace_refresh_hash(self, session_id: str, old: str, new: str) -> bool:
-        """Compare-and-set: store `new` only if the refresh hash is still `old`.
+    def _handle_key(self, handle: str) -> str:
+        return f"{self.prefix}handle:{hash_tag(handle)}"
 
-        WATCH the session key, check the hash, MULTI/EXEC the new one; run
-        again if the key changed in between. False when another request
-        rotated the hash (or deleted the session) first.
+    def get_by_handle(self, handle: str, now: float) -> SessionState | None:
+        """The live session with this public handle (the `sid` claim), or None."""
+        session_id = self.redis.get(self._handle_key(handle))
+        return self.get(as_text(session_id), now) if session_id else None
+
+    def replace_refresh_hash(self, session_id: str, old: str, new: str) -> bool:
+        """Compare-and-set: store `new` only if the refresh hash is still `old`,
+        in a WATCH/MULTI transaction on the session's key. False when another
+        request rotated the hash (or deleted the session) first.
         """
-        key = self._key(session_id)
         swapped = False
 
-        def swap(pipe: AnyPipeline) -> None:
+        def swap(state: SessionState | None) -> SessionState | None:
             nonlocal swapped
-            state = _load(pipe.get(key), 0)
             swapped = state is not None and state.refresh_hash == old
-            if state is None or not swapped:
-                return
-            pipe.multi()
-            self._queue_set(pipe, replace(state, refresh_hash=new))
+            return replace(state, refresh_hash=new) if state is not None and swapped else None
 
-        # WATCH the key, swap, MULTI/EXEC; run again if the key changed meanwhile.
-        self.redis.transaction(swap, key)
+        self._transaction(session_id, swap)
         if swapped:
             self.journal.append(lambda: self._merge(session_id, {"refresh_hash": old}, {}))
         return swapped
@@ -278,68 +269,6 @@ class SessionStore:
         """Undo this request's writes, newest first."""
         while self.journal:
             self.journal.pop()()
-
-
-class UserSessions:
-    """Every session of one user (`contract.UserSessions`): the set at
-    `user:{<user id>}`, which the store's writes keep. Deletes go through
-    the store, so they are undone with its other writes."""
-
-    def __init__(self, store: SessionStore) -> None:
-        self.store = store
-
-    def list_for_user(self, user_id: int, now: float) -> list[SessionState]:
-        members = self.store.redis.smembers(self.store._user_key(user_id))
-        ids = sorted(_text(member) for member in members)
-        if not ids:
-            return []
-        # Not MGET: a user's sessions lie in different Cluster slots.
-        pipe = self.store.redis.pipeline(transaction=False)
-        for session_id in ids:
-            pipe.get(self.store._key(session_id))
-        raws = pipe.execute()
-        states = [_load(raw, now) for raw in raws]
-        gone = [session_id for session_id, raw in zip(ids, raws, strict=True) if raw is None]
-        if gone:
-            self.store.redis.srem(self.store._user_key(user_id), *gone)
-        live = [self.store._remember(state) for state in states]
-        return sorted((state for state in live if state is not None), key=lambda s: s.created_at)
-
-    def delete_for_user(self, user_id: int) -> None:
-        for state in self.list_for_user(user_id, 0):
-            self.store.delete(state.id)
-        self.store.redis.delete(self.store._user_key(user_id))
-
-
-class LoginCounters:
-    """Rate-limit counters at `limit:<key>` (`auth.limits.Counters`)."""
-
-    def __init__(self, redis: RedisClient, prefix: str) -> None:
-        self.redis = redis
-        self.prefix = prefix
-
-    def _limit_key(self, key: str) -> str:
-        return f"{self.prefix}limit:{key}"
-
-    def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
-        """Count one event under `key`; returns the count in its current window
-        (this one included) and when the window ends.
-
-        Not journaled: a failed login counts even if its request fails later.
-        One script (atomic): of concurrent hits each sees its own count.
-        """
-        # One script on one key: atomic, and fine on a Cluster (redis.asyncio's
-        # cluster client failed MULTI pipelines here).
-        counted = cast(Any, self.redis).eval(_HIT, 1, self._limit_key(key), window)
-        hits, ttl_ms = cast(list[int], counted)
-        return int(hits), now + max(ttl_ms, 0) / 1000
-
-    def give_back(self, key: str, now: float) -> None:
-        """Take back one event under `key` (if its window is still running)."""
-        cast(Any, self.redis).eval(_UNDO, 1, self._limit_key(key))
-
-    def clear(self, key: str) -> None:
-        self.redis.delete(self._limit_key(key))
 
 
 def request_store(request: Request, db: DbSession) -> SessionStore:
@@ -358,17 +287,6 @@ def request_store(request: Request, db: DbSession) -> SessionStore:
         after_rollback(db, store.rollback)
         request.state.session_store = store
     return store
-
-
-def request_user_sessions(request: Request, db: DbSession) -> UserSessions:
-    """The user-session index of this request, kept by its store."""
-    return UserSessions(request_store(request, db))
-
-
-def request_counters(request: Request, _db: DbSession) -> LoginCounters:
-    """Rate-limit counters: written at once, never undone with the request."""
-    settings = get_settings(request)
-    return LoginCounters(request.app.state.redis, settings.redis_prefix)
 
 
 def store_ok(request: Request, _database_up: bool) -> bool:
