@@ -12,7 +12,13 @@ from ..sessions.session import Session
 from .users import get_user
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-UNAUTHORIZED = HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+
+
+def not_authenticated(kind: type[HTTPException] = HTTPException) -> HTTPException:
+    """A new 401: each refusal raises its own (a raised exception keeps the
+    frames of the request that raised it, so one shared instance would hold
+    on to the last refused request)."""
+    return kind(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
 
 
 def end_stale(session: Session) -> NoReturn:
@@ -21,7 +27,7 @@ def end_stale(session: Session) -> NoReturn:
     checked the old credentials, or by a request in flight. The session is
     deleted on the way out, and the client told to forget its cookie."""
     session.destroy()
-    raise Refused(UNAUTHORIZED.status_code, UNAUTHORIZED.detail, UNAUTHORIZED.headers)
+    raise not_authenticated(Refused)
 
 
 async def get_current_user(
@@ -32,7 +38,7 @@ async def get_current_user(
     """The session's user; 401 without a live login, 403 on a missing or wrong
     `X-CSRF-Token` for a state-changing request (synchronizer token)."""
     if session.user_id is None:
-        raise UNAUTHORIZED
+        raise not_authenticated()
     if request.method not in SAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
@@ -40,7 +46,7 @@ async def get_current_user(
 
     user = await get_user(db, session.user_id)
     if user is None or not user.is_active:
-        raise UNAUTHORIZED
+        raise not_authenticated()
     if session.credential_epoch < user.credential_epoch:
         end_stale(session)
     return user

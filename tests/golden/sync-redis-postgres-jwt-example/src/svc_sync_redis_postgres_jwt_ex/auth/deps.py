@@ -10,9 +10,12 @@ from ..sessions.deps import CurrentSession
 from ..sessions.session import Session
 from .users import get_user
 
-UNAUTHORIZED = HTTPException(
-    status.HTTP_401_UNAUTHORIZED, "Not authenticated", headers={"WWW-Authenticate": "Bearer"}
-)
+
+def not_authenticated(kind: type[HTTPException] = HTTPException) -> HTTPException:
+    """A new 401: each refusal raises its own (a raised exception keeps the
+    frames of the request that raised it, so one shared instance would hold
+    on to the last refused request)."""
+    return kind(status.HTTP_401_UNAUTHORIZED, "Not authenticated", {"WWW-Authenticate": "Bearer"})
 
 
 def end_stale(session: Session) -> NoReturn:
@@ -21,7 +24,7 @@ def end_stale(session: Session) -> NoReturn:
     checked the old credentials, or by a request in flight. The session is
     deleted on the way out, and with it its refresh token."""
     session.destroy()
-    raise Refused(UNAUTHORIZED.status_code, UNAUTHORIZED.detail, UNAUTHORIZED.headers)
+    raise not_authenticated(Refused)
 
 
 def get_current_user(
@@ -30,11 +33,11 @@ def get_current_user(
 ) -> User:
     """The user of a live login session; 401 (with `WWW-Authenticate`) otherwise."""
     if session.user_id is None:
-        raise UNAUTHORIZED
+        raise not_authenticated()
 
     user = get_user(db, session.user_id)
     if user is None or not user.is_active:
-        raise UNAUTHORIZED
+        raise not_authenticated()
     if session.credential_epoch < user.credential_epoch:
         end_stale(session)
     return user
